@@ -5,10 +5,9 @@
 
 static struct PyModuleDef qode_module = {
     PyModuleDef_HEAD_INIT,
-    "qode._C",
-    "C core of qode: Runge-Kutta solvers, quantum circuits, interaction forces.",
-    -1,
-    NULL,
+    .m_name = "qode._C",
+    .m_doc = "C core of qode: Runge-Kutta solvers, quantum circuits, interaction forces.",
+    .m_size = -1,
 };
 
 PyMODINIT_FUNC PyInit__C(void)
