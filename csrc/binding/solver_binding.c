@@ -242,6 +242,12 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
                         &p->atol_stride) < 0)
         return -1;
 
+    PyObject *simd = PyDict_GetItemString(kwargs, "simd_bytes");
+    if (simd != NULL && simd != Py_None) {
+        p->simd_bytes = (int)PyLong_AsLong(simd);
+        if (PyErr_Occurred())
+            return -1;
+    }
     PyObject *segments = PyDict_GetItemString(kwargs, "segments");
     if (segments != NULL && segments != Py_None) {
         a->segments = (PyArrayObject *)PyArray_FROMANY(segments, NPY_INT64, 1, 1,

@@ -12,7 +12,7 @@ void qode_quartic_fit(qode_rk_work *w, double dt_)
     for (int j = 0; j < tab->n_stages; j++)
         coef[j] = dt_ * tab->b_mid[j];
     /* y_mid goes to interp[4] first and is overwritten last. */
-    qode_vec_lincomb(w->interp[4], w->y0, w->k, coef, tab->n_stages, w->nr, w->is_double);
+    qode_vec_lincomb(w->interp[4], w->y0, w->k, coef, tab->n_stages, w->nr, w->is_double, w->lanes);
     QODE_DISPATCH_REAL(w->is_double, {
         const real *y0 = w->y0, *y1 = w->y1, *f0 = w->k[0], *f1 = w->k[last];
         real *e = w->interp[0], *d = w->interp[1], *c = w->interp[2], *b = w->interp[3];

@@ -209,7 +209,7 @@ static qode_status adaptive_step(adaptive_solver *as, int *accepted)
     double coef[QODE_MAX_STAGES];
     for (int j = 0; j < tab->n_stages; j++)
         coef[j] = dt * tab->b_err[j];
-    qode_vec_lincomb(w->err, NULL, w->k, coef, tab->n_stages, w->nr, w->is_double);
+    qode_vec_lincomb(w->err, NULL, w->k, coef, tab->n_stages, w->nr, w->is_double, w->lanes);
     double error_ratio;
     if ((status = qode_work_scaled_norm(w, w->err, w->y0, w->y1, &error_ratio)) != QODE_OK)
         return status;

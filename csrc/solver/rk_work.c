@@ -64,6 +64,8 @@ qode_status qode_work_init(qode_rk_work *w, const qode_problem *problem,
     w->is_double = qode_dtype_is_double(problem->dtype);
     w->nr = problem->n * (qode_dtype_is_complex(problem->dtype) ? 2 : 1);
     w->state_bytes = problem->n * qode_dtype_size(problem->dtype);
+    int simd_bytes = problem->simd_bytes > 0 ? problem->simd_bytes : 32;
+    w->lanes = simd_bytes / (int)qode_dtype_size(problem->dtype);
     /* k[s], y0, y1, y_stage, err, scratch, 5 interpolation coefficients */
     size_t n_buffers = (size_t)tableau->n_stages + 5 + 5;
     if (w->state_bytes > SIZE_MAX / n_buffers)
@@ -134,7 +136,7 @@ qode_status qode_work_stages(qode_rk_work *w, double s0, double dt, double s1, i
         const double *a_row = tab->a + (size_t)i * n_stages;
         for (int j = 0; j < i; j++)
             coef[j] = a_row[j] * dt;
-        qode_vec_lincomb(w->y_stage, w->y0, w->k, coef, i, w->nr, w->is_double);
+        qode_vec_lincomb(w->y_stage, w->y0, w->k, coef, i, w->nr, w->is_double, w->lanes);
         double s_i;
         qode_perturb where = QODE_AT;
         if (tab->c[i] == 1.0) {
@@ -155,7 +157,7 @@ qode_status qode_work_stages(qode_rk_work *w, double s0, double dt, double s1, i
     } else {
         for (int j = 0; j < n_stages; j++)
             coef[j] = tab->b[j] * dt;
-        qode_vec_lincomb(w->y1, w->y0, w->k, coef, n_stages, w->nr, w->is_double);
+        qode_vec_lincomb(w->y1, w->y0, w->k, coef, n_stages, w->nr, w->is_double, w->lanes);
     }
     return QODE_OK;
 }

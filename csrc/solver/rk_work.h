@@ -21,6 +21,7 @@ typedef struct {
     size_t nr;           /* real scalars per state */
     size_t state_bytes;
     int is_double;
+    int lanes;           /* SIMD lanes torch sums stage terms with (see vec_ops.h) */
     void *k[QODE_MAX_STAGES]; /* stage derivatives; k[0] = f(t0, y0) */
     void *y0;            /* state at the start of the current step */
     void *y1;            /* candidate state at its end */

@@ -54,6 +54,11 @@ typedef struct {
      * n_segments increasing ends, the last equal to n; NULL means one segment. */
     const size_t *segment_ends;
     size_t n_segments;
+    /* Width in bytes of the SIMD vectors torch sums with on this CPU (32 for
+     * AVX2, 64 for AVX-512; 0 means 32).  Only the rounding of stage sums
+     * depends on it: matching it makes qode's steps bit-identical to
+     * torchdiffeq's. */
+    int simd_bytes;
 } qode_problem;
 
 typedef struct {

@@ -18,7 +18,7 @@ qode_status qode_initial_step(qode_rk_work *w, double s0, int order, double *dt)
         h0 = (float)h0;  /* torchdiffeq keeps h0 in the state's precision */
 
     /* y1 = y0 + h0 * f0 goes to y_stage, f1 to k[1]. */
-    qode_vec_lincomb(w->y_stage, w->y0, w->k, &h0, 1, w->nr, w->is_double);
+    qode_vec_lincomb(w->y_stage, w->y0, w->k, &h0, 1, w->nr, w->is_double, w->lanes);
     if ((status = qode_work_eval(w, s0 + h0, QODE_AT, w->y_stage, w->k[1])) != QODE_OK)
         return status;
     qode_vec_sub(w->err, w->k[1], w->k[0], w->nr, w->is_double);

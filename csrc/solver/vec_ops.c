@@ -3,26 +3,64 @@
 #include <math.h>
 #include <string.h>
 
+/* Sums terms[0..n-1] in the order of ATen's CPU sum over a short contiguous
+ * dimension, so that stage combinations round exactly as in torchdiffeq:
+ * with W SIMD lanes and n >= W, lane l accumulates terms l, l+W, ... of the
+ * whole vectors, the leftover tail is summed first and the lanes are then
+ * added in order; with n < W, four interleaved partial sums are combined. */
+#define TORCH_ORDER_SUM(real, terms, n, lanes, result)                          \
+    do {                                                                       \
+        real lane_[QODE_MAX_STAGES] = {0};                                     \
+        real total_ = 0;                                                       \
+        if ((n) >= (lanes)) {                                                  \
+            int whole_ = (n) / (lanes) * (lanes);                              \
+            for (int j_ = 0; j_ < whole_; j_++)                                \
+                lane_[j_ % (lanes)] += (terms)[j_];                            \
+            for (int j_ = whole_; j_ < (n); j_++)                              \
+                total_ += (terms)[j_];                                         \
+            for (int l_ = 0; l_ < (lanes); l_++)                               \
+                total_ += lane_[l_];                                           \
+        } else {                                                               \
+            int whole_ = (n) / 4 * 4;                                          \
+            for (int j_ = 0; j_ < whole_; j_++)                                \
+                lane_[j_ % 4] += (terms)[j_];                                  \
+            for (int j_ = whole_; j_ < (n); j_++)                              \
+                lane_[0] += (terms)[j_];                                       \
+            total_ = lane_[0];                                                 \
+            for (int l_ = 1; l_ < 4; l_++)                                     \
+                total_ += lane_[l_];                                           \
+        }                                                                      \
+        (result) = total_;                                                     \
+    } while (0)
+
 void qode_vec_lincomb(void *out, const void *base, void *const *k, const double *coef, int m,
-                      size_t nr, int is_double)
+                      size_t nr, int is_double, int lanes)
 {
+    if (lanes < 1 || lanes > QODE_MAX_STAGES)
+        lanes = QODE_MAX_STAGES;
     QODE_DISPATCH_REAL(is_double, {
         real c[QODE_MAX_STAGES];
         const real *kk[QODE_MAX_STAGES];
-        int used = 0;
+        int nonzero = 0;
         for (int j = 0; j < m; j++) {
-            if (coef[j] != 0.0) {
-                c[used] = (real)coef[j];
-                kk[used] = (const real *)k[j];
-                used++;
-            }
+            c[j] = (real)coef[j];
+            kk[j] = (const real *)k[j];
+            nonzero += coef[j] != 0.0;
         }
         real *o = (real *)out;
         const real *b = (const real *)base;
         for (size_t i = 0; i < nr; i++) {
-            real acc = 0;
-            for (int j = 0; j < used; j++)
-                acc += kk[j][i] * c[j];
+            real acc;
+            if (nonzero == 1 && m == 1) {
+                acc = kk[0][i] * c[0];
+            } else {
+                real terms[QODE_MAX_STAGES] = {0};
+                /* A zero coefficient adds an exact zero; keep its slot so the
+                 * summation order stays torch's, but skip the load. */
+                for (int j = 0; j < m; j++)
+                    terms[j] = c[j] != 0 ? kk[j][i] * c[j] : 0;
+                TORCH_ORDER_SUM(real, terms, m, lanes, acc);
+            }
             o[i] = b != NULL ? b[i] + acc : acc;
         }
     });

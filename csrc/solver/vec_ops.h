@@ -22,11 +22,12 @@
         }                                    \
     } while (0)
 
-/* out = base + sum_{j < m} k[j] * coef[j], skipping zero coefficients, summed
- * in the order torch.sum(k * coef, dim=-1) does.  base may be NULL (zero);
- * out may alias base. */
+/* out = base + sum_{j < m} k[j] * coef[j], summed in the order in which
+ * torch.sum(k * coef, dim=-1) sums on a CPU whose SIMD vectors hold `lanes`
+ * elements of the state's dtype (see TORCH_ORDER_SUM).  base may be NULL
+ * (zero); out may alias base. */
 void qode_vec_lincomb(void *out, const void *base, void *const *k, const double *coef, int m,
-                      size_t nr, int is_double);
+                      size_t nr, int is_double, int lanes);
 
 /* x *= s */
 void qode_vec_scale(void *x, double s, size_t nr, int is_double);

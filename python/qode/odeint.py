@@ -43,6 +43,19 @@ def _torch_or_none():
     return torch
 
 
+def _torch_simd_bytes() -> int:
+    """Width of the SIMD vectors torch reduces with on this CPU.
+
+    Stage sums are rounded in torch's order for this width, which makes qode's
+    steps bit-identical to torchdiffeq's (see csrc/solver/vec_ops.c).
+    """
+    torch = _torch_or_none()
+    if torch is None:
+        return 32
+    capability = str(torch.backends.cpu.get_cpu_capability()).upper()
+    return 64 if "AVX512" in capability else 32
+
+
 def _as_float64(x: Any, name: str) -> np.ndarray:
     """A float64 NumPy copy of a tensor, array or number."""
     if _is_tensor(x):
@@ -239,7 +252,7 @@ class _Solve:
             method=self.method, y0=state.flat_y0, y_stage=state.stage,
             rhs=make_rhs(state, self.func), rtol=self.rtol, atol=self.atol,
             direction=self.direction, norm=self._norm(), hook=self._hook(),
-            segments=state.segment_ends,
+            segments=state.segment_ends, simd_bytes=_torch_simd_bytes(),
         )
         if self.adaptive:
             for name in ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step"):
