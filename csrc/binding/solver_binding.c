@@ -15,9 +15,10 @@
 #include "solver/solver.h"
 
 typedef struct {
-    PyObject *rhs, *event, *norm, *hook;  /* borrowed */
+    PyObject *rhs, *event, *norm, *hook, *vjp;  /* borrowed */
     PyArrayObject *y_stage;
     void *stage_data;
+    void *cotangent_data;  /* v_stage: the cotangent handed to vjp */
     size_t state_bytes;
     Py_ssize_t n;
     qode_dtype dtype;
@@ -105,6 +106,27 @@ static int call_hook(void *vctx, qode_hook_kind kind, double t0, const void *y0,
     PyObject *result = PyObject_CallFunction(ctx->hook, "idd", (int)kind, t0, dt);
     Py_XDECREF(result);
     return result == NULL ? -1 : 0;
+}
+
+/* vjp(t) -> (y_bar, t_bar) with y in y_stage and the cotangent in v_stage. */
+static int call_vjp(void *vctx, double t, const void *y, const void *v, void *y_bar,
+                    double *t_bar)
+{
+    callback_context *ctx = vctx;
+    stage_in(ctx, y);
+    memcpy(ctx->cotangent_data, v, ctx->state_bytes);
+    PyObject *result = PyObject_CallFunction(ctx->vjp, "d", t);
+    if (result == NULL)
+        return -1;
+    int status = -1;
+    if (!PyTuple_Check(result) || PyTuple_GET_SIZE(result) != 2) {
+        PyErr_SetString(PyExc_TypeError, "vjp must return (y_bar, t_bar)");
+    } else if (copy_result(ctx, PyTuple_GET_ITEM(result, 0), y_bar, "the VJP of func") == 0) {
+        *t_bar = PyFloat_AsDouble(PyTuple_GET_ITEM(result, 1));
+        status = (*t_bar == -1.0 && PyErr_Occurred()) ? -1 : 0;
+    }
+    Py_DECREF(result);
+    return status;
 }
 
 static int check_signals(void *vctx)
@@ -220,6 +242,19 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
     ctx->event = PyDict_GetItemString(kwargs, "event");
     ctx->norm = PyDict_GetItemString(kwargs, "norm");
     ctx->hook = PyDict_GetItemString(kwargs, "hook");
+    ctx->vjp = PyDict_GetItemString(kwargs, "vjp");
+    if (ctx->vjp == Py_None) ctx->vjp = NULL;
+    if (ctx->vjp != NULL) {
+        PyObject *v_stage = PyDict_GetItemString(kwargs, "v_stage");
+        if (v_stage == NULL || !PyArray_Check(v_stage) ||
+            PyArray_TYPE((PyArrayObject *)v_stage) != PyArray_TYPE(a->y0) ||
+            PyArray_SIZE((PyArrayObject *)v_stage) != PyArray_SIZE(a->y0) ||
+            !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)v_stage)) {
+            PyErr_SetString(PyExc_ValueError, "vjp needs a v_stage array like y0");
+            return -1;
+        }
+        ctx->cotangent_data = PyArray_DATA((PyArrayObject *)v_stage);
+    }
     if (ctx->event == Py_None) ctx->event = NULL;
     if (ctx->norm == Py_None) ctx->norm = NULL;
     if (ctx->hook == Py_None) ctx->hook = NULL;
@@ -235,6 +270,7 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
     p->event = ctx->event ? call_event : NULL;
     p->norm = ctx->norm ? call_norm : NULL;
     p->step_hook = ctx->hook ? call_hook : NULL;
+    p->vjp = ctx->vjp ? call_vjp : NULL;
     p->interrupt = check_signals;
     if (tolerance_array(PyDict_GetItemString(kwargs, "rtol"), "rtol", ctx->n, &a->rtol, &p->rtol,
                         &p->rtol_stride) < 0 ||
@@ -347,16 +383,23 @@ static PyObject *trajectory_arrays(const qode_trajectory *tr, qode_dtype dtype, 
     npy_intp y_dims[2] = {(npy_intp)tr->n_points, (npy_intp)n};
     PyObject *t = PyArray_SimpleNew(1, t_dims, NPY_FLOAT64);
     PyObject *y = PyArray_SimpleNew(2, y_dims, qode_numpy_type(dtype));
-    if (t == NULL || y == NULL) {
+    PyObject *f = PyArray_SimpleNew(2, y_dims, qode_numpy_type(dtype));
+    PyObject *fresh = PyArray_SimpleNew(1, t_dims, NPY_UINT8);
+    if (t == NULL || y == NULL || f == NULL || fresh == NULL) {
         Py_XDECREF(t);
         Py_XDECREF(y);
+        Py_XDECREF(f);
+        Py_XDECREF(fresh);
         return NULL;
     }
+    size_t bytes = tr->n_points * n * qode_dtype_size(dtype);
     if (tr->n_points > 0) {
         memcpy(PyArray_DATA((PyArrayObject *)t), tr->t, tr->n_points * sizeof(double));
-        memcpy(PyArray_DATA((PyArrayObject *)y), tr->y, tr->n_points * n * qode_dtype_size(dtype));
+        memcpy(PyArray_DATA((PyArrayObject *)y), tr->y, bytes);
+        memcpy(PyArray_DATA((PyArrayObject *)f), tr->f, bytes);
+        memcpy(PyArray_DATA((PyArrayObject *)fresh), tr->fresh, tr->n_points);
     }
-    return Py_BuildValue("(NN)", t, y);
+    return Py_BuildValue("(NNNN)", t, y, f, fresh);
 }
 
 /* Builds the result dict: {"y": ..., "stats": ..., "trajectory": ...}. */
@@ -529,6 +572,112 @@ static PyObject *solve_event(PyObject *self, PyObject *args, PyObject *kwargs)
     return result;
 }
 
+/* Borrows record arrays from Python as a qode_trajectory (no copy). */
+static int record_from_object(PyObject *obj, const solve_args *a, PyArrayObject *arrays[4],
+                              qode_trajectory *tr)
+{
+    if (!PyTuple_Check(obj) || PyTuple_GET_SIZE(obj) != 4) {
+        PyErr_SetString(PyExc_TypeError, "record must be the (t, y, f, fresh) of a forward solve");
+        return -1;
+    }
+    int types[4] = {NPY_FLOAT64, qode_numpy_type(a->problem.dtype),
+                    qode_numpy_type(a->problem.dtype), NPY_UINT8};
+    for (int i = 0; i < 4; i++) {
+        arrays[i] = (PyArrayObject *)PyArray_FROMANY(PyTuple_GET_ITEM(obj, i), types[i], 1, 2,
+                                                     NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
+        if (arrays[i] == NULL)
+            return -1;
+    }
+    size_t n_points = (size_t)PyArray_DIM(arrays[0], 0);
+    for (int i = 1; i < 4; i++) {
+        if ((size_t)PyArray_DIM(arrays[i], 0) != n_points ||
+            (i < 3 && (size_t)PyArray_SIZE(arrays[i]) != n_points * a->problem.n)) {
+            PyErr_SetString(PyExc_ValueError, "record arrays have inconsistent sizes");
+            return -1;
+        }
+    }
+    qode_trajectory_init(tr);
+    tr->n_points = tr->capacity = n_points;
+    tr->n = a->problem.n;
+    tr->dtype = a->problem.dtype;
+    tr->t = PyArray_DATA(arrays[0]);
+    tr->y = PyArray_DATA(arrays[1]);
+    tr->f = PyArray_DATA(arrays[2]);
+    tr->fresh = PyArray_DATA(arrays[3]);
+    return 0;
+}
+
+static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    solve_args a;
+    PyArrayObject *t = NULL, *grad_out = NULL, *record[4] = {NULL, NULL, NULL, NULL};
+    PyObject *grad_y0 = NULL, *grad_t = NULL, *result = NULL;
+    if (parse_solve_args(kwargs, &a) < 0)
+        goto done;
+    if (a.ctx.vjp == NULL) {
+        PyErr_SetString(PyExc_TypeError, "backward needs vjp and v_stage");
+        goto done;
+    }
+    PyObject *t_obj = PyDict_GetItemString(kwargs, "t");
+    PyObject *g_obj = PyDict_GetItemString(kwargs, "grad_out");
+    if (t_obj == NULL || g_obj == NULL) {
+        PyErr_SetString(PyExc_TypeError, "backward needs t and grad_out");
+        goto done;
+    }
+    if (as_doubles(t_obj, "t", &t) < 0)
+        goto done;
+    size_t n_t = (size_t)PyArray_SIZE(t);
+    grad_out = (PyArrayObject *)PyArray_FROMANY(g_obj, qode_numpy_type(a.problem.dtype), 1, 2,
+                                                NPY_ARRAY_C_CONTIGUOUS | NPY_ARRAY_ALIGNED);
+    if (grad_out == NULL)
+        goto done;
+    if ((size_t)PyArray_SIZE(grad_out) != n_t * a.problem.n) {
+        PyErr_SetString(PyExc_ValueError, "grad_out must hold len(t) states");
+        goto done;
+    }
+    npy_intp y_dims[1] = {(npy_intp)a.problem.n}, t_dims[1] = {(npy_intp)n_t};
+    grad_y0 = PyArray_ZEROS(1, y_dims, qode_numpy_type(a.problem.dtype), 0);
+    grad_t = PyArray_ZEROS(1, t_dims, NPY_FLOAT64, 0);
+    if (grad_y0 == NULL || grad_t == NULL)
+        goto done;
+    qode_solve_info info;
+    memset(&info, 0, sizeof(info));
+    qode_status status;
+    if (a.tableau->adaptive) {
+        qode_trajectory tr;
+        PyObject *rec = PyDict_GetItemString(kwargs, "record");
+        if (rec == NULL || record_from_object(rec, &a, record, &tr) < 0) {
+            if (!PyErr_Occurred())
+                PyErr_SetString(PyExc_TypeError, "backward of an adaptive solve needs its record");
+            goto done;
+        }
+        status = qode_backward_adaptive(&a.problem, a.tableau, &tr, PyArray_DATA(t), n_t,
+                                        PyArray_DATA(grad_out),
+                                        PyArray_DATA((PyArrayObject *)grad_y0),
+                                        PyArray_DATA((PyArrayObject *)grad_t), &info);
+    } else {
+        const double *grid = a.grid ? PyArray_DATA(a.grid) : PyArray_DATA(t);
+        size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+        status = qode_backward_fixed(&a.problem, a.tableau, &a.fixed, PyArray_DATA(a.y0), grid,
+                                     n_grid, PyArray_DATA(t), n_t, PyArray_DATA(grad_out),
+                                     PyArray_DATA((PyArrayObject *)grad_y0), &info);
+    }
+    if (status != QODE_OK) {
+        fail(status, &info);
+        goto done;
+    }
+    result = Py_BuildValue("(OO)", grad_y0, grad_t);
+done:
+    Py_XDECREF(grad_y0);
+    Py_XDECREF(grad_t);
+    Py_XDECREF(t);
+    Py_XDECREF(grad_out);
+    for (int i = 0; i < 4; i++)
+        Py_XDECREF(record[i]);
+    solve_args_free(&a);
+    return result;
+}
+
 static PyObject *method_names(PyObject *self, PyObject *unused)
 {
     PyObject *adaptive = PyList_New(0), *fixed = PyList_New(0);
@@ -555,6 +704,8 @@ PyMethodDef qode_solver_methods[] = {
      "solve(**kwargs) -> dict: integrate to the output times t (see qode/_solve.py)."},
     {"solve_event", (PyCFunction)(void (*)(void))solve_event, METH_VARARGS | METH_KEYWORDS,
      "solve_event(**kwargs) -> dict: integrate until the event function changes sign."},
+    {"backward", (PyCFunction)(void (*)(void))backward, METH_VARARGS | METH_KEYWORDS,
+     "backward(**kwargs) -> (grad_y0, grad_t): discrete adjoint of a solve."},
     {"method_names", method_names, METH_NOARGS,
      "method_names() -> (adaptive, fixed): the names of the Runge-Kutta methods."},
     {NULL, NULL, 0, NULL},

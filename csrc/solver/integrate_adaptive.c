@@ -160,7 +160,7 @@ static qode_status solver_start(adaptive_solver *as, const qode_problem *p,
     }
     as->s_prev = as->s_cur = s0;
     if (record != NULL &&
-        qode_trajectory_append(record, p->n, p->dtype, t0, w->y0) != QODE_OK)
+        qode_trajectory_append(record, p->n, p->dtype, t0, w->y0, w->k[0], 1) != QODE_OK)
         return qode_fail(info, QODE_ERR_NO_MEMORY, "out of memory recording the trajectory");
     return QODE_OK;
 }
@@ -254,7 +254,7 @@ static qode_status adaptive_step(adaptive_solver *as, int *accepted)
         w->info->n_accepted++;
         if (as->record != NULL &&
             qode_trajectory_append(as->record, w->problem->n, w->problem->dtype,
-                                   qode_user_time(w, s1), w->y0) != QODE_OK)
+                                   qode_user_time(w, s1), w->y0, w->k[0], on_jump) != QODE_OK)
             return qode_fail(w->info, QODE_ERR_NO_MEMORY, "out of memory recording the trajectory");
     } else {
         if ((status = qode_work_hook(w, QODE_HOOK_REJECT, s0, w->y0, dt)) != QODE_OK)

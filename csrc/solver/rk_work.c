@@ -93,8 +93,7 @@ void qode_work_free(qode_rk_work *w)
     w->block = NULL;
 }
 
-qode_status qode_work_eval(qode_rk_work *w, double s, qode_perturb perturb, const void *y,
-                           void *out)
+double qode_work_time(const qode_rk_work *w, double s, qode_perturb perturb)
 {
     double t;
     if (w->is_double) {
@@ -111,9 +110,15 @@ qode_status qode_work_eval(qode_rk_work *w, double s, qode_perturb perturb, cons
             tf = nextafterf(tf, -INFINITY);
         t = tf;
     }
+    return w->problem->direction * t;
+}
+
+qode_status qode_work_eval(qode_rk_work *w, double s, qode_perturb perturb, const void *y,
+                           void *out)
+{
     const qode_problem *p = w->problem;
     w->info->nfe++;
-    if (p->rhs(p->ctx, p->direction * t, y, out) != 0)
+    if (p->rhs(p->ctx, qode_work_time(w, s, perturb), y, out) != 0)
         return QODE_ERR_CALLBACK;
     if (p->direction < 0)
         qode_vec_scale(out, -1.0, w->nr, w->is_double);

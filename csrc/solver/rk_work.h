@@ -40,6 +40,9 @@ void qode_work_free(qode_rk_work *w);
 /* Checks the problem's fields (sizes, tolerances, callbacks). */
 qode_status qode_problem_check(const qode_problem *problem, qode_solve_info *info);
 
+/* The user time at which f is evaluated for internal time s. */
+double qode_work_time(const qode_rk_work *w, double s, qode_perturb perturb);
+
 /* out = f at internal time s.  Counts the evaluation, converts the time to
  * user time (rounded to float for float32/complex64 states, as torchdiffeq
  * passes t in the state's precision) and flips the sign for reverse time. */

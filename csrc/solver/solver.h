@@ -31,6 +31,10 @@ typedef int (*qode_norm_fn)(void *ctx, const void *x, double *value);
 typedef enum { QODE_HOOK_STEP = 0, QODE_HOOK_ACCEPT = 1, QODE_HOOK_REJECT = 2 } qode_hook_kind;
 typedef int (*qode_step_hook_fn)(void *ctx, qode_hook_kind kind, double t0, const void *y0,
                                  double dt);
+/* Vector-Jacobian product of f at (t, y): y_bar = (df/dy)^T v and *t_bar =
+ * v . df/dt.  The callback's owner accumulates parameter gradients itself. */
+typedef int (*qode_vjp_fn)(void *ctx, double t, const void *y, const void *v, void *y_bar,
+                           double *t_bar);
 /* Polled after every step attempt, e.g. to notice Ctrl-C. */
 typedef int (*qode_interrupt_fn)(void *ctx);
 
@@ -42,6 +46,7 @@ typedef struct {
     qode_rhs_fn rhs;          /* required */
     qode_event_fn event;      /* event solves only */
     qode_norm_fn norm;        /* NULL: default norm below */
+    qode_vjp_fn vjp;          /* backward passes only */
     qode_step_hook_fn step_hook;  /* may be NULL */
     qode_interrupt_fn interrupt;  /* may be NULL */
     /* Tolerances, one per element: rtol[i * rtol_stride] (stride 0: a scalar). */
@@ -92,8 +97,11 @@ typedef struct {
     char message[320];
 } qode_solve_info;
 
-/* Accepted step boundaries of a solve, kept for a backward pass: times
- * t[0..n_points-1] (user time) and states y[0..n_points-1] (n elements each). */
+/* Accepted step boundaries of an adaptive solve, kept for a backward pass:
+ * times t[i] (user time), states y[i] and the derivative f[i] that the next
+ * step starts from (n elements each).  fresh[i] is 1 when f[i] was evaluated
+ * at (t[i], y[i]) (the start, and after a jump_t), 0 when it is the previous
+ * step's last stage, as torchdiffeq carries it over. */
 typedef struct {
     size_t n_points;
     size_t capacity;
@@ -101,6 +109,8 @@ typedef struct {
     qode_dtype dtype;
     double *t;
     void *y;
+    void *f;
+    unsigned char *fresh;
 } qode_trajectory;
 
 void qode_trajectory_init(qode_trajectory *trajectory);
@@ -136,5 +146,22 @@ qode_status qode_solve_fixed_event(const qode_problem *problem, const qode_table
                                    double t0, double step_size, long long max_steps,
                                    double event_tol, double *t_event, void *y_event,
                                    qode_solve_info *info);
+
+/* Backward pass of qode_solve_adaptive (discrete adjoint): walks the
+ * recorded accepted steps in reverse, recomputing each step's stages and
+ * calling problem->vjp once per stage.  grad_out holds dL/dy(t[i]) for the
+ * n_t outputs; writes dL/dy0 to grad_y0 and dL/dt[i] to grad_t (step sizes are
+ * not differentiated, as in torchdiffeq).  `record` is the forward solve's. */
+qode_status qode_backward_adaptive(const qode_problem *problem, const qode_tableau *tableau,
+                                   const qode_trajectory *record, const double *t, size_t n_t,
+                                   const void *grad_out, void *grad_y0, double *grad_t,
+                                   qode_solve_info *info);
+
+/* Backward pass of qode_solve_fixed (states on the grid are recomputed first).
+ * Gradients with respect to the times are not computed. */
+qode_status qode_backward_fixed(const qode_problem *problem, const qode_tableau *tableau,
+                                const qode_fixed_options *options, const void *y0,
+                                const double *grid, size_t n_grid, const double *t, size_t n_t,
+                                const void *grad_out, void *grad_y0, qode_solve_info *info);
 
 #endif /* QODE_SOLVER_H */

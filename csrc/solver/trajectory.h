@@ -5,6 +5,6 @@
 #include "solver/solver.h"
 
 qode_status qode_trajectory_append(qode_trajectory *trajectory, size_t n, qode_dtype dtype,
-                                   double t, const void *y);
+                                   double t, const void *y, const void *f, int fresh);
 
 #endif /* QODE_TRAJECTORY_H */

@@ -87,6 +87,28 @@ void qode_vec_sub(void *out, const void *a, const void *b, size_t nr, int is_dou
     });
 }
 
+void qode_vec_axpy(void *y, double a, const void *x, size_t nr, int is_double)
+{
+    QODE_DISPATCH_REAL(is_double, {
+        real *py = (real *)y;
+        const real *px = (const real *)x;
+        real f = (real)a;
+        for (size_t i = 0; i < nr; i++)
+            py[i] += f * px[i];
+    });
+}
+
+double qode_vec_dot(const void *a, const void *b, size_t nr, int is_double)
+{
+    double sum = 0.0;
+    QODE_DISPATCH_REAL(is_double, {
+        const real *pa = (const real *)a, *pb = (const real *)b;
+        for (size_t i = 0; i < nr; i++)
+            sum += (double)pa[i] * (double)pb[i];
+    });
+    return sum;
+}
+
 int qode_vec_all_finite(const void *x, size_t nr, int is_double)
 {
     QODE_DISPATCH_REAL(is_double, {

@@ -35,6 +35,12 @@ void qode_vec_scale(void *x, double s, size_t nr, int is_double);
 /* out = a - b */
 void qode_vec_sub(void *out, const void *a, const void *b, size_t nr, int is_double);
 
+/* y += a * x */
+void qode_vec_axpy(void *y, double a, const void *x, size_t nr, int is_double);
+
+/* sum_i a_i b_i over the real scalars (for complex data: Re sum conj(a) b). */
+double qode_vec_dot(const void *a, const void *b, size_t nr, int is_double);
+
 /* 1 if every scalar is finite. */
 int qode_vec_all_finite(const void *x, size_t nr, int is_double);
 

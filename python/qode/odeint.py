@@ -146,21 +146,18 @@ def _check_options(method: str, options: Optional[dict]) -> dict:
     return options
 
 
-def _check_no_grad_needed(func: Callable, y0: Any, t: Any) -> None:
-    """qode.odeint has no backward pass yet: refuse rather than drop gradients."""
+def _needs_grad(func: Callable, y0: Any, t: Any) -> bool:
+    """Whether this call must record a backward pass."""
     torch = _torch_or_none()
     if torch is None or not torch.is_grad_enabled():
-        return
+        return False
     members = y0 if isinstance(y0, tuple) else (y0,)
-    needs = any(torch.is_tensor(m) and m.requires_grad for m in members)
-    needs = needs or (torch.is_tensor(t) and t.requires_grad)
+    if not all(torch.is_tensor(m) for m in members):
+        return False
+    needs = any(m.requires_grad for m in members) or (torch.is_tensor(t) and t.requires_grad)
     if isinstance(func, torch.nn.Module):
         needs = needs or any(p.requires_grad for p in func.parameters())
-    if needs:
-        raise RuntimeError(
-            "qode.odeint does not differentiate through solves yet: y0, t or func's parameters "
-            "require grad. Run the solve under torch.no_grad() (inference), or use "
-            "torchdiffeq.odeint for training until qode's backward pass lands.")
+    return needs
 
 
 class _Solve:
@@ -179,6 +176,7 @@ class _Solve:
         self.t_input = t
         self.times = _check_times(t)
         self.direction = -1.0 if self.times.size > 1 and self.times[0] > self.times[1] else 1.0
+        self.parameters: Optional[list] = None  # tensors func depends on (gradients)
         self.rtol = _tolerance(rtol, "rtol", self.state)
         self.atol = _tolerance(atol, "atol", self.state)
         if not np.all(np.isfinite(self.state.flat_y0)):
@@ -332,16 +330,42 @@ def odeint(func: Callable, y0: Any, t: Any, *, rtol: Any = 1e-7, atol: Any = 1e-
     AssertionError
         ``underflow in dt`` or ``max_num_steps exceeded``, as torchdiffeq raises.
     """
-    _check_no_grad_needed(func, y0, t)
     solve = _Solve(func, y0, t, rtol, atol, method, options)
     if event_fn is not None:
         return _solve_until_event(solve, event_fn)
+    if _needs_grad(func, y0, t) or _captures_grad(solve):
+        return _odeint_with_grad(solve)
     kwargs = solve.c_arguments()
     if not solve.adaptive:
         kwargs["grid"] = solve._grid()
     with _no_grad():
         result = _C.solve(t=solve.times, **kwargs)
     return solve.state.unflatten(result["y"], (solve.times.size,))
+
+
+def _captures_grad(solve: "_Solve") -> bool:
+    """Whether func closes over tensors that require grad (torch states only)."""
+    if type(solve.state).__name__ != "TorchFlatState" or not _torch_or_none().is_grad_enabled():
+        return False
+    from ._autograd import discover_parameters
+
+    solve.parameters = discover_parameters(solve.func, solve.state, float(solve.times[0]))
+    return len(solve.parameters) > 0
+
+
+def _odeint_with_grad(solve: "_Solve") -> Any:
+    """odeint through OdeintBackprop, so that y(t) carries gradients."""
+    import torch
+
+    from ._autograd import OdeintBackprop, discover_parameters
+
+    if solve.parameters is None:
+        solve.parameters = discover_parameters(solve.func, solve.state, float(solve.times[0]))
+    members = solve.user_y0 if solve.state.is_tuple else (solve.user_y0,)
+    y0_flat = torch.cat([m.reshape(-1).to(solve.state.dtype) for m in members])
+    t = solve.t_input if torch.is_tensor(solve.t_input) else torch.from_numpy(solve.times)
+    flat = OdeintBackprop.apply(solve, y0_flat, t, *solve.parameters)
+    return solve.state._split(flat, (solve.times.size,))
 
 
 def _solve_until_event(solve: _Solve, event_fn: Callable) -> tuple[Any, Any]:

@@ -1,0 +1,118 @@
+"""Gradients through ``odeint``: a torch.autograd.Function over the C solver.
+
+The forward pass records the accepted steps; the backward pass is the
+discrete adjoint in C (``qode._C.backward``), which walks those steps in
+reverse and asks Python for one vector-Jacobian product of ``func`` per stage.
+The gradients equal those of backpropagating through torchdiffeq's solver.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Sequence
+
+import numpy as np
+import torch
+
+from . import _C
+from ._state import TorchFlatState
+
+
+def discover_parameters(func: Callable, state: TorchFlatState, t0: float) -> list[torch.Tensor]:
+    """Tensors requiring grad that ``func``'s output depends on, besides ``y`` and ``t``.
+
+    nn.Module parameters are found directly; tensors captured in closures are
+    found as the leaves of the autograd graph of one probe evaluation.  A
+    captured non-leaf tensor (say ``A = W @ W.T`` computed outside ``func``)
+    shows up as its leaves (``W``), and gradients flow through its graph.
+    """
+    found: dict[int, torch.Tensor] = {}
+    if isinstance(func, torch.nn.Module):
+        for p in func.parameters():
+            if p.requires_grad:
+                found[id(p)] = p
+    with torch.enable_grad():
+        probe_y = state._split(torch.from_numpy(state.flat_y0.copy()), ())
+        out = func(state.time(t0), probe_y)
+    members = out if isinstance(out, (tuple, list)) else (out,)
+    pending = [m.grad_fn for m in members if torch.is_tensor(m) and m.grad_fn is not None]
+    seen = set()
+    while pending:
+        node = pending.pop()
+        if node is None or node in seen:
+            continue
+        seen.add(node)
+        variable = getattr(node, "variable", None)
+        if variable is not None and variable.requires_grad:
+            found.setdefault(id(variable), variable)
+        pending.extend(next_node for next_node, _ in node.next_functions)
+    return list(found.values())
+
+
+def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tensor],
+             accumulators: list[torch.Tensor], need_t: bool,
+             v_stage: np.ndarray) -> Callable[[float], tuple[Any, float]]:
+    """The callable ``_C.backward`` calls: (df/dy)^T v and v . df/dt at stage y."""
+    stage = state.stage_tensor
+    cotangent = torch.from_numpy(v_stage)
+    to_dlpack = torch.utils.dlpack.to_dlpack
+    zeros = torch.zeros_like(stage)
+
+    def vjp(t: float) -> tuple[Any, float]:
+        with torch.enable_grad():
+            y = stage.detach().requires_grad_()
+            time = state.time(t)
+            if need_t:
+                time.requires_grad_()
+            out = func(time, state._split(y, ()))
+            members = out if isinstance(out, (tuple, list)) else (out,)
+            flat = torch.cat([m.reshape(-1) for m in members]) if state.is_tuple else out.reshape(-1)
+            if flat.shape != stage.shape:
+                raise ValueError(f"func returned {flat.numel()} elements during the backward "
+                                 f"pass, expected {stage.numel()}")
+            if not flat.requires_grad:  # f depends on neither y, t nor parameters
+                return to_dlpack(zeros), 0.0
+            inputs = [y] + ([time] if need_t else []) + list(params)
+            grads = torch.autograd.grad(flat, inputs, grad_outputs=cotangent.to(flat.dtype),
+                                        allow_unused=True, retain_graph=True)
+        y_bar = grads[0] if grads[0] is not None else zeros
+        t_bar = 0.0
+        if need_t and grads[1] is not None:
+            t_bar = float(grads[1].real if grads[1].is_complex() else grads[1])
+        for acc, g in zip(accumulators, grads[1 + int(need_t):]):
+            if g is not None:
+                acc.add_(g)
+        return to_dlpack(y_bar.detach().contiguous()), t_bar
+
+    return vjp
+
+
+class OdeintBackprop(torch.autograd.Function):
+    """y(t) = odeint(...) with the discrete adjoint as its backward."""
+
+    @staticmethod
+    def forward(ctx: Any, solve: Any, y0_flat: torch.Tensor, t: torch.Tensor,
+                *params: torch.Tensor) -> torch.Tensor:
+        kwargs = solve.c_arguments()
+        grid = None if solve.adaptive else solve._grid()
+        kwargs["grid"] = grid
+        result = _C.solve(t=solve.times, record=solve.adaptive, **kwargs)
+        ctx.solve, ctx.grid, ctx.record = solve, grid, result["trajectory"]
+        ctx.params = params
+        return torch.from_numpy(result["y"])
+
+    @staticmethod
+    def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
+        solve = ctx.solve
+        need_t = ctx.needs_input_grad[2]
+        if need_t and not solve.adaptive:
+            raise RuntimeError("gradients with respect to t are only available for adaptive "
+                               "methods; fixed-grid solves differentiate y0 and parameters")
+        state = solve.state
+        accumulators = [torch.zeros_like(p) for p in ctx.params]
+        v_stage = np.empty_like(state.stage)
+        kwargs = solve.c_arguments()
+        kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t, v_stage),
+                      v_stage=v_stage, grid=ctx.grid, record=ctx.record,
+                      grad_out=grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy())
+        grad_y0, grad_t = _C.backward(t=solve.times, **kwargs)
+        grad_t_tensor = torch.from_numpy(grad_t) if need_t else None
+        return (None, torch.from_numpy(grad_y0), grad_t_tensor, *accumulators)
