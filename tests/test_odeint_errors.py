@@ -189,14 +189,6 @@ def test_grid_constructor_that_misses_the_end():
                     options={"grid_constructor": lambda f, y0, t: torch.tensor([0.0, 0.5])})
 
 
-def test_requires_grad_is_refused_until_backward_lands():
-    y0 = Y0.clone().requires_grad_()
-    with pytest.raises(RuntimeError, match="no_grad"):
-        qode.odeint(decay, y0, T)
-    with torch.no_grad():
-        qode.odeint(decay, y0, T)  # inference is fine
-
-
 def test_ctrl_c_interrupts_a_long_solve():
     # A solve that would take minutes; a timer delivers KeyboardInterrupt.
     def slow_but_steady(t, y):
