@@ -174,3 +174,24 @@ def test_exception_in_backward_propagates():
     out = qode.odeint(f, torch.ones(1, dtype=torch.float64), torch.tensor([0.0, 1.0]))
     with pytest.raises(ZeroDivisionError, match="during backward"):
         out.sum().backward()
+
+
+@pytest.mark.parametrize("reverse_time", [False, True])
+def test_odeint_event_gradients_match_torchdiffeq(reverse_time):
+    # The event time's gradient comes from the implicit function theorem and
+    # the final state's from the discrete adjoint of the event solve.
+    w = torch.tensor([1.3, -0.4], dtype=torch.float64, requires_grad=True)
+    f = lambda t, y: -w * y + torch.sin(t)
+    level = 1.5 if reverse_time else 0.4
+    event = lambda t, y: y[0] - level
+    y0 = torch.tensor([1.0, 2.0], dtype=torch.float64, requires_grad=True)
+    t0 = torch.tensor(0.0, dtype=torch.float64)
+    grads = []
+    for library in (qode, torchdiffeq):
+        t_event, solution = library.odeint_event(f, y0, t0, event_fn=event,
+                                                 reverse_time=reverse_time, atol=1e-10,
+                                                 rtol=1e-9, options={"first_step": 0.01})
+        loss = 2 * t_event + solution[-1].pow(2).sum()
+        grads.append(torch.autograd.grad(loss, [y0, w]))
+    for ours, theirs in zip(*grads):
+        assert max_rel_error(ours, theirs) < 1e-8

@@ -116,3 +116,69 @@ class OdeintBackprop(torch.autograd.Function):
         grad_y0, grad_t = _C.backward(t=solve.times, **kwargs)
         grad_t_tensor = torch.from_numpy(grad_t) if need_t else None
         return (None, torch.from_numpy(grad_y0), grad_t_tensor, *accumulators)
+
+
+class OdeintEventBackprop(torch.autograd.Function):
+    """The state at the event of an adaptive event solve, with its discrete adjoint.
+
+    As in torchdiffeq's ``odeint(..., event_fn=...)``, the event time itself
+    is treated as a constant here; ``odeint_event`` adds its gradient through
+    the implicit function theorem (:class:`EventTimeGradient`).
+    """
+
+    @staticmethod
+    def forward(ctx: Any, solve: Any, event: Callable, y0_flat: torch.Tensor,
+                *params: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        kwargs = solve.c_arguments()
+        result = _C.solve_event(t0=float(solve.times[0]), event=event,
+                                event_tol=float(np.min(solve.atol)), record=True, **kwargs)
+        ctx.solve, ctx.record, ctx.params = solve, result["trajectory"], params
+        ctx.times = np.array([solve.times[0], result["t_event"]])
+        return torch.tensor(result["t_event"], dtype=torch.float64), torch.from_numpy(result["y"])
+
+    @staticmethod
+    def backward(ctx: Any, grad_t_event: torch.Tensor, grad_y: torch.Tensor) -> tuple[Any, ...]:
+        solve = ctx.solve
+        state = solve.state
+        accumulators = [torch.zeros_like(p) for p in ctx.params]
+        v_stage = np.empty_like(state.stage)
+        grad_out = np.zeros((2, state.n), dtype=state.flat_y0.dtype)
+        grad_out[1] = grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy()
+        kwargs = solve.c_arguments()
+        kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, False, v_stage),
+                      v_stage=v_stage, record=ctx.record, grad_out=grad_out)
+        grad_y0, _ = _C.backward(t=ctx.times, **kwargs)
+        return (None, None, torch.from_numpy(grad_y0), *accumulators)
+
+
+class EventTimeGradient(torch.autograd.Function):
+    """Routes gradients through the event time t* defined by g(t*, y(t*)) = 0.
+
+    By the implicit function theorem dt*/dy(t*) = -(dg/dy) / (dg/dt + dg/dy . f),
+    so a gradient on t* (and the t*-dependence of the final state, y' = f)
+    reaches the final state, from where the solve's own backward carries it on.
+    """
+
+    @staticmethod
+    def forward(ctx: Any, func: Callable, event_fn: Callable, event_t: torch.Tensor,
+                state_t: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        ctx.func, ctx.event_fn = func, event_fn
+        ctx.save_for_backward(event_t, state_t)
+        return event_t.detach(), state_t.detach()
+
+    @staticmethod
+    def backward(ctx: Any, grad_t: torch.Tensor, grad_state: torch.Tensor) -> tuple[Any, ...]:
+        event_t, state_t = ctx.saved_tensors
+        event_t = event_t.detach().clone().requires_grad_(True)
+        state_t = state_t.detach().clone().requires_grad_(True)
+        with torch.no_grad():
+            f_val = ctx.func(event_t, state_t)
+        with torch.enable_grad():
+            value = ctx.event_fn(event_t, state_t)
+            dg_dt, dg_dy = torch.autograd.grad(value, (event_t, state_t), allow_unused=True)
+        dg_dt = torch.zeros_like(event_t) if dg_dt is None else dg_dt
+        dg_dy = torch.zeros_like(state_t) if dg_dy is None else dg_dy
+        total = dg_dt + torch.sum(dg_dy * f_val)
+        grad_t = grad_t + torch.sum(grad_state * f_val)
+        grad_state = grad_state + dg_dy * (-grad_t / (total + 1e-12))
+        return None, None, None, grad_state

@@ -378,21 +378,39 @@ def _solve_until_event(solve: _Solve, event_fn: Callable) -> tuple[Any, Any]:
         t0 = solve._time64(float(solve.times[0]))
         initial = event_fn(t0, state.unflatten(state.flat_y0.copy(), ()))
         signs = _sign(initial)
-        view, as_time, combine = state.stage_view, solve._time64, _min_of
+    view, as_time, combine = state.stage_view, solve._time64, _min_of
 
-        def event(t: float) -> float:
+    def event(t: float) -> float:
+        with _no_grad():
             return float(combine(event_fn(as_time(t), view) * signs))
 
+    if not solve.adaptive:
+        if solve.options.get("step_size") is None:
+            raise ValueError("Event handling for fixed step solvers currently requires "
+                             "`step_size` to be provided in options.")
+        kwargs["step_size"] = float(solve.options["step_size"])
+    torch = _torch_or_none()
+    if _needs_grad(solve.func, solve.user_y0, None) or _captures_grad(solve):
         if not solve.adaptive:
-            if solve.options.get("step_size") is None:
-                raise ValueError("Event handling for fixed step solvers currently requires "
-                                 "`step_size` to be provided in options.")
-            kwargs["step_size"] = float(solve.options["step_size"])
+            raise RuntimeError("gradients through event solves are available for adaptive "
+                               "methods; use one (dopri5, tsit5, ...) or torch.no_grad()")
+        from ._autograd import OdeintEventBackprop
+
+        members = solve.user_y0 if state.is_tuple else (solve.user_y0,)
+        y0_flat = torch.cat([m.reshape(-1).to(state.dtype) for m in members])
+        if solve.parameters is None:
+            from ._autograd import discover_parameters
+
+            solve.parameters = discover_parameters(solve.func, state, float(solve.times[0]))
+        t_event, y_event = OdeintEventBackprop.apply(solve, event, y0_flat, *solve.parameters)
+        solution = torch.stack([y0_flat, y_event])
+        event_t = t_event.to(solve.t_input.dtype) if torch.is_tensor(solve.t_input) else t_event
+        return event_t, state._split(solution, (2,))
+    with _no_grad():
         result = _C.solve_event(t0=float(solve.times[0]), event=event,
                                 event_tol=float(np.min(solve.atol)), **kwargs)
     solution = np.stack([state.flat_y0, result["y"]])
     event_t = result["t_event"]
-    torch = _torch_or_none()
     if torch is not None and torch.is_tensor(solve.t_input):
         event_t = torch.tensor(event_t, dtype=solve.t_input.dtype)
     return event_t, state.unflatten(solution, (2,))
@@ -437,11 +455,49 @@ def odeint_event(func: Callable, y0: Any, t0: Any, *, event_fn: Callable,
         The event time and the states at ``t0`` and at the event.
     """
     sign = -1.0 if reverse_time else 1.0
-    if _is_tensor(t0):
-        torch = _torch_or_none()
-        start = t0.reshape(-1)
-        t = torch.cat([start, start.detach() + sign])
-    else:
+    if not _is_tensor(t0) and not _is_tensor(y0 if not isinstance(y0, tuple) else y0[0]):
         start = np.asarray(t0, dtype=np.float64).reshape(-1)
         t = np.concatenate([start, start + sign])
-    return odeint_interface(func, y0, t, event_fn=event_fn, **kwargs)
+        return odeint_interface(func, y0, t, event_fn=event_fn, **kwargs)
+    import torch
+
+    from ._autograd import EventTimeGradient
+
+    start = torch.as_tensor(t0, dtype=torch.float64).reshape(-1)
+    t = torch.cat([start, start.detach() + sign])
+    event_t, solution = odeint_interface(func, y0, t, event_fn=event_fn, **kwargs)
+    if not torch.is_grad_enabled():
+        return event_t, solution
+    # Gradients through the event time (implicit function theorem), as in
+    # torchdiffeq.  The flat state is what func and event_fn see in a tuple solve.
+    is_tuple = isinstance(y0, tuple)
+    shapes = [m.shape for m in y0] if is_tuple else None
+    final = torch.cat([s[-1].reshape(-1) for s in solution]) if is_tuple else solution[-1]
+
+    def unflat(flat):
+        if not is_tuple:
+            return flat
+        parts, begin = [], 0
+        for shape in shapes:
+            size = int(np.prod(shape)) if len(shape) else 1
+            parts.append(flat[begin:begin + size].reshape(shape))
+            begin += size
+        return tuple(parts)
+
+    flat_func = (lambda s, y: torch.cat([m.reshape(-1) for m in func(s, unflat(y))])) \
+        if is_tuple else func
+    flat_event = (lambda s, y: event_fn(s, unflat(y))) if is_tuple else event_fn
+    time = -event_t if reverse_time else event_t
+    if reverse_time:
+        direction_func = lambda s, y: -flat_func(-s, y)
+        direction_event = lambda s, y: flat_event(-s, y)
+    else:
+        direction_func, direction_event = flat_func, flat_event
+    time, final = EventTimeGradient.apply(direction_func, direction_event, time, final)
+    event_t = -time if reverse_time else time
+    if is_tuple:
+        parts = unflat(final)
+        solution = tuple(torch.cat([s[:-1], p[None]], dim=0) for s, p in zip(solution, parts))
+    else:
+        solution = torch.cat([solution[:-1], final[None]], dim=0)
+    return event_t, solution
