@@ -153,6 +153,10 @@ static qode_status solver_start(adaptive_solver *as, const qode_problem *p,
 
     if ((status = qode_work_eval(w, s0, QODE_AT, w->y0, w->k[0])) != QODE_OK)
         return status;
+    if (!qode_vec_all_finite(w->k[0], w->nr, w->is_double))
+        return qode_fail(info, QODE_ERR_NONFINITE,
+                         "the vector field returned non-finite values (NaN or Inf) at t=%.17g",
+                         t0);
     if (o->first_step > 0.0) {
         as->dt = o->first_step;
     } else if ((status = qode_initial_step(w, s0, tab->order - 1, &as->dt)) != QODE_OK) {

@@ -99,7 +99,8 @@ typedef struct {
 
 /* Accepted step boundaries of an adaptive solve, kept for a backward pass:
  * times t[i] (user time), states y[i] and the derivative f[i] that the next
- * step starts from (n elements each).  fresh[i] is 1 when f[i] was evaluated
+ * step starts from (n elements each; in internal time, i.e. multiplied by
+ * `direction`, as the solver integrates it).  fresh[i] is 1 when f[i] was evaluated
  * at (t[i], y[i]) (the start, and after a jump_t), 0 when it is the previous
  * step's last stage, as torchdiffeq carries it over. */
 typedef struct {

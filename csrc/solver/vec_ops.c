@@ -36,8 +36,9 @@
 void qode_vec_lincomb(void *out, const void *base, void *const *k, const double *coef, int m,
                       size_t nr, int is_double, int lanes)
 {
+    /* More lanes than terms selects torch's short-sum branch, whatever the width. */
     if (lanes < 1 || lanes > QODE_MAX_STAGES)
-        lanes = QODE_MAX_STAGES;
+        lanes = QODE_MAX_STAGES + 1;
     QODE_DISPATCH_REAL(is_double, {
         real c[QODE_MAX_STAGES];
         const real *kk[QODE_MAX_STAGES];
@@ -164,8 +165,10 @@ double qode_scaled_rms_norm(const qode_problem *pr, const void *v, const void *y
                 double scale = ELEMENT_ABS(pa, i, w);
                 if (pb != NULL)
                     scale = fmax(scale, ELEMENT_ABS(pb, i, w));
-                double tol = tolerance(pr, i, scale);
-                double x = ELEMENT_ABS(pv, i, w) / tol;
+                /* torchdiffeq forms the tolerance and the ratio in the
+                 * state's precision; round them the same way. */
+                real tol = (real)tolerance(pr, i, scale);
+                double x = (real)(ELEMENT_ABS(pv, i, w) / tol);
                 sum += x * x;
             }
         });

@@ -32,6 +32,14 @@ def discover_parameters(func: Callable, state: TorchFlatState, t0: float) -> lis
     with torch.enable_grad():
         probe_y = state._split(torch.from_numpy(state.flat_y0.copy()), ())
         out = func(state.time(t0), probe_y)
+    for leaf in grad_leaves(out):
+        found.setdefault(id(leaf), leaf)
+    return list(found.values())
+
+
+def grad_leaves(out: Any) -> list[torch.Tensor]:
+    """The leaf tensors requiring grad in the autograd graph behind ``out``."""
+    found: dict[int, torch.Tensor] = {}
     members = out if isinstance(out, (tuple, list)) else (out,)
     pending = [m.grad_fn for m in members if torch.is_tensor(m) and m.grad_fn is not None]
     seen = set()
@@ -182,3 +190,8 @@ class EventTimeGradient(torch.autograd.Function):
         grad_t = grad_t + torch.sum(grad_state * f_val)
         grad_state = grad_state + dg_dy * (-grad_t / (total + 1e-12))
         return None, None, None, grad_state
+
+
+class NeedsGrad(Exception):
+    """Raised from the first evaluation when func turns out to depend on
+    tensors that require grad, so that odeint restarts with a backward pass."""

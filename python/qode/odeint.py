@@ -333,18 +333,59 @@ def odeint(func: Callable, y0: Any, t: Any, *, rtol: Any = 1e-7, atol: Any = 1e-
     solve = _Solve(func, y0, t, rtol, atol, method, options)
     if event_fn is not None:
         return _solve_until_event(solve, event_fn)
-    if _needs_grad(func, y0, t) or _captures_grad(solve):
+    if _needs_grad(func, y0, t):
         return _odeint_with_grad(solve)
     kwargs = solve.c_arguments()
     if not solve.adaptive:
         kwargs["grid"] = solve._grid()
-    with _no_grad():
-        result = _C.solve(t=solve.times, **kwargs)
+    probing = _watch_for_captured_grad(solve, kwargs)
+    try:
+        with _no_grad():
+            result = _C.solve(t=solve.times, **kwargs)
+    except Exception as error:
+        if probing is not None and isinstance(error, probing):
+            return _odeint_with_grad(solve)
+        raise
     return solve.state.unflatten(result["y"], (solve.times.size,))
 
 
-def _captures_grad(solve: "_Solve") -> bool:
-    """Whether func closes over tensors that require grad (torch states only)."""
+def _watch_for_captured_grad(solve: "_Solve", kwargs: dict) -> Optional[type]:
+    """Makes the solve's first evaluation of func look for captured tensors.
+
+    A func may close over tensors that require grad (a closure over a weight
+    matrix, say).  Then the solve must be differentiable.  The first
+    evaluation runs with autograd on and inspects the graph of its output; if
+    it finds such tensors it raises NeedsGrad and odeint restarts through the
+    backward-capable path.  Returns the exception type to catch, or None when
+    no watching is needed (NumPy states, grad mode off).
+    """
+    torch = _torch_or_none()
+    if type(solve.state).__name__ != "TorchFlatState" or not torch.is_grad_enabled():
+        return None
+    from ._autograd import NeedsGrad, grad_leaves
+
+    fast_rhs = kwargs["rhs"]
+    state, func = solve.state, solve.func
+    first = [True]
+
+    def rhs(t: float) -> Any:
+        if not first[0]:
+            return fast_rhs(t)
+        first[0] = False
+        with torch.enable_grad():
+            out = func(state.time(t), state.stage_view)
+        leaves = grad_leaves(out)
+        if leaves:
+            solve.parameters = None  # rediscovered, with module parameters, on restart
+            raise NeedsGrad()
+        return state.export(out)  # nothing in its graph requires grad
+
+    kwargs["rhs"] = rhs
+    return NeedsGrad
+
+
+def _event_captures_grad(solve: "_Solve") -> bool:
+    """Event solves probe for captured tensors with one extra evaluation."""
     if type(solve.state).__name__ != "TorchFlatState" or not _torch_or_none().is_grad_enabled():
         return False
     from ._autograd import discover_parameters
@@ -390,7 +431,7 @@ def _solve_until_event(solve: _Solve, event_fn: Callable) -> tuple[Any, Any]:
                              "`step_size` to be provided in options.")
         kwargs["step_size"] = float(solve.options["step_size"])
     torch = _torch_or_none()
-    if _needs_grad(solve.func, solve.user_y0, None) or _captures_grad(solve):
+    if _needs_grad(solve.func, solve.user_y0, None) or _event_captures_grad(solve):
         if not solve.adaptive:
             raise RuntimeError("gradients through event solves are available for adaptive "
                                "methods; use one (dopri5, tsit5, ...) or torch.no_grad()")

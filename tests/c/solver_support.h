@@ -23,7 +23,8 @@ typedef struct {
     double t_min, t_max;      /* range of the times the rhs was called at */
     double omega;             /* frequency of the complex oscillator */
     double slope;             /* y' = slope for rhs_constant */
-    size_t n;                 /* elements, for the float64 rhs that take several */
+    size_t n;                 /* elements, for the rhs that take several */
+    qode_dtype dtype;         /* state dtype, for rhs_decay_any */
     /* Step hook: starts and sizes of accepted steps, in user time. */
     size_t n_accepted;
     double accepted_t0[TEST_MAX_RECORDED_STEPS];
@@ -47,6 +48,7 @@ static inline void test_ctx_init(test_ctx *c)
     c->omega = 1.0;
     c->slope = -1.0;
     c->n = 1;
+    c->dtype = QODE_FLOAT64;
 }
 
 /* Bookkeeping every rhs does first; returns nonzero when this call must fail. */
@@ -81,6 +83,24 @@ static inline int rhs_decay_first(void *ctx, double t, const void *y, void *dydt
     ((double *)dydt)[0] = -((const double *)y)[0];
     for (size_t i = 1; i < c->n; i++)
         ((double *)dydt)[i] = 0.0;
+    return 0;
+}
+
+/* y' = -y for any dtype (ctx->dtype) and ctx->n elements; element i of a
+ * complex state decays in both parts. */
+static inline int rhs_decay_any(void *ctx, double t, const void *y, void *dydt)
+{
+    test_ctx *c = ctx;
+    if (rhs_enter(c, t))
+        return -1;
+    size_t nr = c->n * (c->dtype == QODE_COMPLEX64 || c->dtype == QODE_COMPLEX128 ? 2 : 1);
+    int is_double = c->dtype == QODE_FLOAT64 || c->dtype == QODE_COMPLEX128;
+    for (size_t i = 0; i < nr; i++) {
+        if (is_double)
+            ((double *)dydt)[i] = -((const double *)y)[i];
+        else
+            ((float *)dydt)[i] = -((const float *)y)[i];
+    }
     return 0;
 }
 
@@ -155,6 +175,7 @@ static inline int rhs_riccati(void *ctx, double t, const void *y, void *dydt)
 /* y' = slope (ctx->slope). */
 static inline int rhs_constant(void *ctx, double t, const void *y, void *dydt)
 {
+    (void)y;
     test_ctx *c = ctx;
     if (rhs_enter(c, t))
         return -1;
