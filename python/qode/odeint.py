@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _C
-from ._state import FlatState, make_flat_state, make_rhs
+from ._state import FlatState, TorchFlatState, make_flat_state, make_rhs
 
 ADAPTIVE_METHODS: tuple[str, ...]
 FIXED_METHODS: tuple[str, ...]
@@ -97,10 +97,12 @@ def _tolerance(tol: Any, name: str, state: FlatState) -> np.ndarray:
         if len(tol) != len(state.shapes):
             raise ValueError(f"If using tupled {name} it must have the same length as the "
                              f"tuple y0")
-        parts = [np.broadcast_to(_as_float64(member, name).reshape(-1), (numel,))
-                 if _as_float64(member, name).size in (1, numel) else
-                 _bad_tolerance_shape(name, member, shape)
-                 for member, shape, numel in zip(tol, state.shapes, state.numels)]
+        parts = []
+        for member, shape, numel in zip(tol, state.shapes, state.numels):
+            values = _as_float64(member, name).reshape(-1)
+            if values.size not in (1, numel):
+                _bad_tolerance_shape(name, member, shape)
+            parts.append(np.broadcast_to(values, (numel,)))
         values = np.concatenate(parts)
     else:
         values = _as_float64(tol, name)
@@ -212,10 +214,9 @@ class _Solve:
         return hook
 
     def _time64(self, t: float) -> Any:
-        torch = _torch_or_none()
-        if torch is not None and not isinstance(self.state.flat_y0, type(None)) and \
-                type(self.state).__name__ == "TorchFlatState":
-            return torch.tensor(t, dtype=torch.float64)
+        """A time for callbacks and event functions: a float64 tensor for torch states."""
+        if isinstance(self.state, TorchFlatState):
+            return _torch_or_none().tensor(t, dtype=_torch_or_none().float64)
         return t
 
     def _option_times(self, name: str) -> Optional[np.ndarray]:
@@ -360,7 +361,7 @@ def _watch_for_captured_grad(solve: "_Solve", kwargs: dict) -> Optional[type]:
     no watching is needed (NumPy states, grad mode off).
     """
     torch = _torch_or_none()
-    if type(solve.state).__name__ != "TorchFlatState" or not torch.is_grad_enabled():
+    if not isinstance(solve.state, TorchFlatState) or not torch.is_grad_enabled():
         return None
     from ._autograd import NeedsGrad, grad_leaves
 
@@ -386,7 +387,7 @@ def _watch_for_captured_grad(solve: "_Solve", kwargs: dict) -> Optional[type]:
 
 def _event_captures_grad(solve: "_Solve") -> bool:
     """Event solves probe for captured tensors with one extra evaluation."""
-    if type(solve.state).__name__ != "TorchFlatState" or not _torch_or_none().is_grad_enabled():
+    if not isinstance(solve.state, TorchFlatState) or not _torch_or_none().is_grad_enabled():
         return False
     from ._autograd import discover_parameters
 
