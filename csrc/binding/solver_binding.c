@@ -444,17 +444,27 @@ static int wants_record(PyObject *kwargs)
     return record != NULL && PyObject_IsTrue(record) == 1;
 }
 
+/* Parses the keyword arguments shared by solve, solve_event and backward;
+ * on failure frees what was parsed and returns -1 with an exception set. */
+static int begin_call(PyObject *args, PyObject *kwargs, solve_args *a)
+{
+    if (PyTuple_GET_SIZE(args) != 0) {
+        memset(a, 0, sizeof(*a));
+        PyErr_SetString(PyExc_TypeError, "qode._C solvers take keyword arguments only");
+        return -1;
+    }
+    if (parse_solve_args(kwargs, a) < 0) {
+        solve_args_free(a);
+        return -1;
+    }
+    return 0;
+}
+
 static PyObject *solve(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     solve_args a;
-    if (PyTuple_GET_SIZE(args) != 0) {
-        PyErr_SetString(PyExc_TypeError, "solve takes keyword arguments only");
+    if (begin_call(args, kwargs, &a) < 0)
         return NULL;
-    }
-    if (parse_solve_args(kwargs, &a) < 0) {
-        solve_args_free(&a);
-        return NULL;
-    }
     PyArrayObject *t = NULL;
     PyObject *t_obj = PyDict_GetItemString(kwargs, "t");
     if (t_obj == NULL || as_doubles(t_obj, "t", &t) < 0) {
@@ -504,14 +514,8 @@ static PyObject *solve(PyObject *self, PyObject *args, PyObject *kwargs)
 static PyObject *solve_event(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     solve_args a;
-    if (PyTuple_GET_SIZE(args) != 0) {
-        PyErr_SetString(PyExc_TypeError, "solve_event takes keyword arguments only");
+    if (begin_call(args, kwargs, &a) < 0)
         return NULL;
-    }
-    if (parse_solve_args(kwargs, &a) < 0) {
-        solve_args_free(&a);
-        return NULL;
-    }
     double t0 = 0.0, event_tol = 0.0, step_size = 0.0;
     long long max_steps = 20000;
     PyObject *t0_obj = PyDict_GetItemString(kwargs, "t0");
@@ -612,8 +616,8 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
     solve_args a;
     PyArrayObject *t = NULL, *grad_out = NULL, *record[4] = {NULL, NULL, NULL, NULL};
     PyObject *grad_y0 = NULL, *grad_t = NULL, *result = NULL;
-    if (parse_solve_args(kwargs, &a) < 0)
-        goto done;
+    if (begin_call(args, kwargs, &a) < 0)
+        return NULL;
     if (a.ctx.vjp == NULL) {
         PyErr_SetString(PyExc_TypeError, "backward needs vjp and v_stage");
         goto done;

@@ -99,13 +99,8 @@ static qode_status recompute_stages(backward_work *b, double s0, double dt, doub
             coef[j] = a_row[j] * dt;
         qode_vec_lincomb(b->stage_in[i], b->stage_in[0], w->k, coef, i, w->nr, w->is_double,
                          w->lanes);
-        qode_perturb where = QODE_AT;
-        double s_i = s0 + tab->c[i] * dt;
-        if (tab->c[i] == 1.0) {
-            s_i = s1;
-            if (adaptive || perturb)
-                where = QODE_JUST_BEFORE;
-        }
+        qode_perturb where;
+        double s_i = qode_stage_time(tab, i, s0, dt, s1, adaptive, perturb, &where);
         qode_status status = qode_work_eval(w, s_i, where, b->stage_in[i], w->k[i]);
         if (status != QODE_OK)
             return status;
@@ -126,13 +121,8 @@ static qode_status reverse_stages(backward_work *b, double s0, double dt, double
         if (tab->b[j] != 0.0)
             qode_vec_axpy(b->k_bar[j], tab->b[j] * dt, b->y1_bar, w->nr, w->is_double);
     for (int i = n_stages - 1; i >= 1; i--) {
-        qode_perturb where = QODE_AT;
-        double s_i = s0 + tab->c[i] * dt;
-        if (tab->c[i] == 1.0) {
-            s_i = s1;
-            if (adaptive || perturb)
-                where = QODE_JUST_BEFORE;
-        }
+        qode_perturb where;
+        double s_i = qode_stage_time(tab, i, s0, dt, s1, adaptive, perturb, &where);
         /* Y_i_bar goes to y_stage (free during the backward pass). */
         zero(b, w->y_stage);
         qode_status status = vjp_add(b, s_i, where, b->stage_in[i], b->k_bar[i], w->y_stage,

@@ -125,6 +125,19 @@ qode_status qode_work_eval(qode_rk_work *w, double s, qode_perturb perturb, cons
     return QODE_OK;
 }
 
+double qode_stage_time(const qode_tableau *tab, int i, double s0, double dt, double s1,
+                       int adaptive, int perturb, qode_perturb *where)
+{
+    *where = QODE_AT;
+    if (tab->c[i] != 1.0)
+        return s0 + tab->c[i] * dt;
+    /* The node at the step's end is taken as s1 itself (not s0 + dt) and, as
+     * torchdiffeq does, sampled just before it. */
+    if (adaptive || perturb)
+        *where = QODE_JUST_BEFORE;
+    return s1;
+}
+
 qode_status qode_work_stages(qode_rk_work *w, double s0, double dt, double s1, int adaptive,
                              int perturb)
 {
@@ -142,15 +155,8 @@ qode_status qode_work_stages(qode_rk_work *w, double s0, double dt, double s1, i
         for (int j = 0; j < i; j++)
             coef[j] = a_row[j] * dt;
         qode_vec_lincomb(w->y_stage, w->y0, w->k, coef, i, w->nr, w->is_double, w->lanes);
-        double s_i;
-        qode_perturb where = QODE_AT;
-        if (tab->c[i] == 1.0) {
-            s_i = s1;
-            if (adaptive || perturb)
-                where = QODE_JUST_BEFORE;
-        } else {
-            s_i = s0 + tab->c[i] * dt;
-        }
+        qode_perturb where;
+        double s_i = qode_stage_time(tab, i, s0, dt, s1, adaptive, perturb, &where);
         status = qode_work_eval(w, s_i, where, w->y_stage, w->k[i]);
         if (status != QODE_OK)
             return status;

@@ -49,6 +49,11 @@ double qode_work_time(const qode_rk_work *w, double s, qode_perturb perturb);
 qode_status qode_work_eval(qode_rk_work *w, double s, qode_perturb perturb, const void *y,
                            void *out);
 
+/* The internal time of stage i of a step from s0 to s1 = s0 + dt, and where
+ * f is sampled relative to it (see qode_work_stages for `adaptive`/`perturb`). */
+double qode_stage_time(const qode_tableau *tableau, int i, double s0, double dt, double s1,
+                       int adaptive, int perturb, qode_perturb *where);
+
 /* Takes the stages of one step of size dt from (s0, y0, k[0]) to s1: fills
  * k[1..], and y1 = y0 + dt * sum b_j k_j (reusing the last stage input when the
  * method allows).  `adaptive` selects torchdiffeq's adaptive behaviour (the
