@@ -3,7 +3,12 @@
 
 Times the forward pass and forward + VJP (backward into h, a and the
 k-network) at N = 8, 32, 128 agents, D = 32, median of repeats, and prints
-the speed-up (reference time / qode time).  A second table shows the
+the speed-up (reference time / qode time) against two PyTorch versions of
+the interaction term:
+  torch      the direct reference: k(i, j) evaluated on every pair's [h_i, h_j]
+             (what Eq. 6-7 reads like; the issue's baseline);
+  factored   PyTorch with the C kernel's own rearrangement (first layer split
+             as u_i + v_j, W2 applied once per agent): a stronger baseline.  A second table shows the
 neighbour-radius (cell list) mode on large crowds, where the cost per agent
 should stay flat as N grows.
 
@@ -25,7 +30,7 @@ sys.path.insert(0, str(ROOT / "python"))
 sys.path.insert(0, str(ROOT / "tests"))
 
 from qode.social import social_field  # noqa: E402
-from social_reference import reference_field  # noqa: E402
+from social_reference import factored_reference_field, reference_field  # noqa: E402
 
 
 def median_seconds(fn, repeats: int) -> float:
@@ -72,7 +77,8 @@ def time_pair(field, inputs, repeats: int, backward: bool) -> float:
 def compare(args) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads; "
           f"B={args.batch}, D={args.dim}, H={args.hidden}, median of {args.repeats}")
-    header = f"{'dtype':8} {'N':>5} {'pass':>12} {'torch ms':>10} {'qode ms':>10} {'speed-up':>9}"
+    header = (f"{'dtype':8} {'N':>5} {'pass':>8} {'torch ms':>10} {'factored ms':>12} "
+              f"{'qode ms':>9} {'vs torch':>9} {'vs factored':>12}")
     print(header)
     print("-" * len(header))
     for dtype_name in args.dtype:
@@ -84,10 +90,12 @@ def compare(args) -> None:
             assert gap.abs().max().item() < (1e-10 if dtype == torch.float64 else 1e-3)
             for backward in (False, True):
                 t_ref = time_pair(reference_field, inputs, args.repeats, backward)
+                t_fac = time_pair(factored_reference_field, inputs, args.repeats, backward)
                 t_qode = time_pair(social_field, inputs, args.repeats, backward)
                 label = "fwd+vjp" if backward else "forward"
-                print(f"{dtype_name:8} {agents:5d} {label:>12} {1e3 * t_ref:10.3f} "
-                      f"{1e3 * t_qode:10.3f} {t_ref / t_qode:8.1f}x")
+                print(f"{dtype_name:8} {agents:5d} {label:>8} {1e3 * t_ref:10.3f} "
+                      f"{1e3 * t_fac:12.3f} {1e3 * t_qode:9.3f} {t_ref / t_qode:8.1f}x "
+                      f"{t_fac / t_qode:11.1f}x")
 
 
 def crowds(args) -> None:

@@ -57,3 +57,26 @@ def reference_field(
     if obstacles is not None:
         field = field + (obstacle_strengths[..., None] * (h[:, :, None, :] - obstacles)).sum(2)
     return mask[..., None] * field
+
+
+def factored_reference_field(
+    h: torch.Tensor, aggressiveness: torch.Tensor, w1: torch.Tensor, b1: torch.Tensor,
+    w2: torch.Tensor, b2: torch.Tensor, mask: Optional[torch.Tensor] = None, eps: float = 1e-2,
+    **unused,
+) -> torch.Tensor:
+    """The interaction term alone (beta1 = 1, no control, no self term), in
+    PyTorch but with the C kernel's rearrangement: the first layer split as
+    u_i + v_j, and W2 applied once per agent to sum_j c_ij tanh(u_i + v_j).
+    A stronger PyTorch baseline for the benchmark than reference_field."""
+    batch, agents, dim = h.shape
+    if mask is None:
+        mask = torch.ones(batch, agents, dtype=h.dtype)
+    mask = mask.to(h.dtype)
+    r = safe_norm(h[:, :, None, :] - h[:, None, :, :])
+    not_self = 1.0 - torch.eye(agents, dtype=h.dtype)
+    weight = mask[:, None, :] * not_self / (r + eps)
+    u = h @ w1[:, :dim].T + b1
+    v = h @ w1[:, dim:].T
+    hidden_sum = torch.einsum("bij,bijk->bik", weight, torch.tanh(u[:, :, None, :] + v[:, None, :, :]))
+    interaction = hidden_sum @ w2.T + weight.sum(2, keepdim=True) * b2
+    return mask[..., None] * aggressiveness[..., None] * interaction

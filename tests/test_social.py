@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from qode.social import social_field
-from social_reference import reference_field
+from social_reference import factored_reference_field, reference_field
 
 F64 = torch.float64
 
@@ -57,6 +57,14 @@ def test_forward_matches_reference_float64(shape):
     ref = reference_field(**problem, eps=1e-2)
     assert ours.shape == (batch, agents, dim)
     assert torch.allclose(ours, ref, rtol=0, atol=1e-12), (ours - ref).abs().max()
+
+
+def test_factored_reference_equals_direct_reference():
+    # The rearrangement the C kernel (and the benchmark's second baseline) uses.
+    problem = make_problem(2, 6, 3, 4, goals=0, obstacles=0, self_term=False, seed=2)
+    problem.update(beta1=1.0)
+    assert torch.allclose(factored_reference_field(**problem), reference_field(**problem),
+                          rtol=0, atol=1e-12)
 
 
 def test_forward_float32_close_to_float64_reference():

@@ -9,8 +9,8 @@
  *           dobstacles, dobstacle_weights, dself_term, dbeta1, dbeta2)
  *
  * Arrays are NumPy arrays or DLPack capsules of one dtype (float32 or
- * float64); goals/goal_weights/obstacles/obstacle_weights/self_term may be
- * None (then G or O must be 0, or there is no self term).  `sizes` is
+ * float64); mask/goals/goal_weights/obstacles/obstacle_weights/self_term may be
+ * None (no mask: every agent present) (then G or O must be 0, or there is no self term).  `sizes` is
  * (B, N, D, H, G, O).  Gradients of absent optional inputs are None.  Shape
  * checks with readable messages live in qode.social; here only element
  * counts and dtypes are checked, so that no buffer is read past its end.
@@ -70,7 +70,7 @@ static int borrow_arrays(social_args *args)
     for (int a = 0; a < N_ARRAYS; a++) {
         PyObject *obj = args->objects[a];
         if (obj == Py_None) {
-            int optional = (a == ARG_SELF) || ((a == ARG_GOALS || a == ARG_GOAL_W) && G == 0)
+            int optional = (a == ARG_SELF) || (a == ARG_MASK) || ((a == ARG_GOALS || a == ARG_GOAL_W) && G == 0)
                            || ((a == ARG_OBST || a == ARG_OBST_W) && O == 0);
             if (!optional) {
                 PyErr_Format(PyExc_ValueError, "social: %s is required", array_names[a]);

@@ -76,7 +76,7 @@ typedef struct {
  * likewise for obstacles; self_term may be NULL. */
 typedef struct {
     const void *h;                /* B*N*D */
-    const void *mask;             /* B*N, values 0 or 1 */
+    const void *mask;             /* B*N, values 0 or 1; NULL: all present */
     const void *aggressiveness;   /* B*N */
     const void *w1;               /* H*2D */
     const void *b1;               /* H */

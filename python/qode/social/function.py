@@ -39,16 +39,19 @@ def _check_tensor(name: str, value: torch.Tensor, shape: Sequence[int], dtype: t
         raise ValueError(f"{name} has shape {tuple(value.shape)}, expected {tuple(shape)}")
 
 
-def _as_scalar_tensor(name: str, value: ScalarLike, dtype: torch.dtype) -> torch.Tensor:
+def _as_scalar(name: str, value: ScalarLike, dtype: torch.dtype) -> Union[float, torch.Tensor]:
+    """A 0-dim tensor (which may carry a gradient) or a plain float."""
     if isinstance(value, torch.Tensor):
         if value.numel() != 1:
             raise ValueError(f"{name} must be a scalar, got shape {tuple(value.shape)}")
         if not value.dtype.is_floating_point:
             value = value.to(dtype)
+        if not math.isfinite(float(value.detach())):
+            raise ValueError(f"{name} must be finite, got {float(value)!r}")
         return value.reshape(())
     if not isinstance(value, (int, float)) or not math.isfinite(value):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
-    return torch.tensor(float(value), dtype=dtype)
+    return float(value)
 
 
 def _expand_points(
@@ -77,7 +80,7 @@ def _expand_points(
     if weights is None:
         raise ValueError(f"{name} positions were given without strengths")
     if not isinstance(weights, torch.Tensor):
-        weights = _as_scalar_tensor(f"{name} strength", weights, dtype)
+        weights = torch.tensor(_as_scalar(f"{name} strength", weights, dtype), dtype=dtype)
     if weights.dtype != dtype:
         raise TypeError(f"{name} strengths have dtype {weights.dtype}, expected {dtype}")
     if weights.dim() == 0:
@@ -104,14 +107,16 @@ class _SocialFieldFunction(torch.autograd.Function):
         sizes, eps, radius, cutoff_width, num_threads = options
         inputs = (h, mask, aggressiveness, w1, b1, w2, b2, goals, goal_weights, obstacles,
                   obstacle_weights, self_term)
-        b1_value, b2_value = float(beta1), float(beta2)
+        b1_value, b2_value = (float(b.detach()) if isinstance(b, torch.Tensor) else b
+                              for b in (beta1, beta2))
         out = _C.social_forward(*[_numpy(x) for x in inputs], sizes, eps, radius,
                                 cutoff_width, b1_value, b2_value, num_threads)
         # Saved (not just kept as arrays) so that autograd detects in-place
         # changes of the inputs before backward.
         ctx.save_for_backward(*inputs)
         ctx.call = (sizes, eps, radius, cutoff_width, b1_value, b2_value, num_threads)
-        ctx.beta_dtypes = (beta1.dtype, beta2.dtype)
+        ctx.beta_dtypes = tuple(b.dtype if isinstance(b, torch.Tensor) else None
+                                for b in (beta1, beta2))
         return torch.from_numpy(out)
 
     @staticmethod
@@ -204,9 +209,7 @@ def social_field(
     _check_tensor("b1", b1, (hidden,), dtype)
     _check_tensor("w2", w2, (dim, hidden), dtype)
     _check_tensor("b2", b2, (dim,), dtype)
-    if mask is None:
-        mask = torch.ones(batch, agents, dtype=dtype)
-    else:
+    if mask is not None:   # None: every agent present (handled in C)
         if not isinstance(mask, torch.Tensor):
             raise TypeError("mask must be a torch.Tensor")
         if tuple(mask.shape) != (batch, agents):
@@ -230,12 +233,13 @@ def social_field(
         if not (0.0 <= cutoff_width <= radius):
             raise ValueError(f"cutoff_width must be in [0, radius], got {cutoff_width!r}")
         radius_value = float(radius)
-    beta1_t = _as_scalar_tensor("beta1", beta1, dtype)
-    beta2_t = _as_scalar_tensor("beta2", beta2, dtype)
+    beta1_t = _as_scalar("beta1", beta1, dtype)
+    beta2_t = _as_scalar("beta2", beta2, dtype)
     sizes = (batch, agents, dim, hidden, n_goals, n_obstacles)
     options = (sizes, float(eps), radius_value, float(cutoff_width), int(num_threads))
     return _SocialFieldFunction.apply(
-        h.contiguous(), mask.contiguous(), aggressiveness.contiguous(), w1.contiguous(),
+        h.contiguous(), None if mask is None else mask.contiguous(), aggressiveness.contiguous(),
+        w1.contiguous(),
         b1.contiguous(), w2.contiguous(), b2.contiguous(), goals, goal_strengths, obstacles,
         obstacle_strengths, None if self_term is None else self_term.contiguous(), beta1_t,
         beta2_t, options)
