@@ -190,6 +190,21 @@ def test_hard_cutoff_matches_reference_and_cell_list_misses_nothing():
                               rtol=0, atol=1e-12)
 
 
+def test_cell_list_with_outliers_and_many_agents():
+    # An outlier stretches the bounding box: the grid widens its cells to keep
+    # O(N) cells and must still find every pair within the radius.
+    gen = torch.Generator().manual_seed(27)
+    problem = make_problem(1, 400, 2, 3, seed=27, goals=0, obstacles=0, absent=False)
+    h = torch.rand(1, 400, 2, generator=gen, dtype=F64) * 20.0
+    h[0, 0] = torch.tensor([1e7, -1e7], dtype=F64)
+    h[0, 1] = h[0, 2]                                   # a coincident pair
+    problem["h"] = h
+    ours = social_field(**problem, radius=1.3, cutoff_width=0.3)
+    ref = reference_field(**problem, radius=1.3, cutoff_width=0.3)
+    assert torch.isfinite(ours).all()
+    assert torch.allclose(ours, ref, rtol=0, atol=1e-12)
+
+
 def test_smooth_cutoff_matches_reference():
     problem = make_problem(2, 30, 2, 3, seed=19)
     problem["h"] = problem["h"] * 1.5

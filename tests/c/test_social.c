@@ -337,6 +337,25 @@ static void test_all_coincident_finite(void)
     free_problem(&p);
 }
 
+/* A NULL mask means every agent is present. */
+static void test_null_mask(void)
+{
+    problem p = make_problem(2, 6, 3, 4, 1, 1, 77);
+    for (size_t e = 0; e < p.sizes[I_MASK]; e++)
+        p.data[I_MASK][e] = 1.0;
+    size_t n = p.sizes[I_H];
+    double *with_mask = calloc(n, sizeof(double)), *without = calloc(n, sizeof(double));
+    qode_social_inputs in = inputs_of(&p, p.data);
+    qode_status st1 = qode_social_forward(&p.cfg, QODE_FLOAT64, &in, with_mask, NULL);
+    in.mask = NULL;
+    qode_status st2 = qode_social_forward(&p.cfg, QODE_FLOAT64, &in, without, NULL);
+    CHECK(st1 == QODE_OK && st2 == QODE_OK && max_abs_diff(with_mask, without, n) == 0.0,
+          "NULL mask equals an all-ones mask");
+    free(with_mask);
+    free(without);
+    free_problem(&p);
+}
+
 static void test_errors(void)
 {
     problem p = make_problem(1, 4, 2, 3, 1, 1, 5);
@@ -395,6 +414,7 @@ int main(void)
     test_backward_finite_differences(1.2, 0.5, 0, 2);
     test_backward_finite_differences(0.0, 0.0, 1, 1);
     test_all_coincident_finite();
+    test_null_mask();
     test_errors();
     printf("%d passed, %d failed\n", passed, failed);
     return failed != 0;
