@@ -161,3 +161,26 @@ def test_float32_module_runs():
     loss = sol.pow(2).sum()
     loss.backward()
     assert all(torch.isfinite(p.grad).all() for p in func.parameters())
+
+
+@pytest.mark.parametrize("solver", ["odeint", "odeint_adjoint"])
+def test_qode_solvers_when_available(solver):
+    import qode
+    if not hasattr(qode, solver):
+        pytest.skip(f"qode.{solver} is not on this branch yet")
+    func = make_func(seed=10, beta1=0.6)
+    func.set_goals(torch.zeros(1, 3, dtype=F64), 0.5)
+    h0 = torch.randn(2, 4, 3, dtype=F64) * 0.5
+    t = torch.linspace(0.0, 1.0, 4, dtype=F64)
+    results = []
+    for solve in (getattr(qode, solver), torchdiffeq.odeint):
+        func.zero_grad()
+        y0 = h0.clone().requires_grad_(True)
+        sol = solve(func, y0, t, rtol=1e-9, atol=1e-9)
+        sol.pow(2).sum().backward()
+        results.append((sol.detach(), y0.grad, [p.grad.clone() for p in func.parameters()]))
+    (sol_q, gy_q, gp_q), (sol_t, gy_t, gp_t) = results
+    assert torch.allclose(sol_q, sol_t, rtol=1e-7, atol=1e-8)
+    assert torch.allclose(gy_q, gy_t, rtol=1e-5, atol=1e-7)
+    for a, b in zip(gp_q, gp_t):
+        assert torch.allclose(a, b, rtol=1e-5, atol=1e-7)
