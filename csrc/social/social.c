@@ -185,8 +185,8 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     const size_t W = (size_t)workers;
 
     int overflow = 0;
-    size_t counts[14];
-    size_t sizes[14];
+    size_t counts[15];
+    size_t sizes[15];
     counts[0] = mul_size(n, H, &overflow);   sizes[0] = real;          /* u */
     counts[1] = counts[0];                  sizes[1] = real;          /* v */
     counts[2] = mul_size(W, H, &overflow);  sizes[2] = real;          /* acc */
@@ -205,10 +205,11 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     counts[13] = qode_cell_list_bytes(cfg->batch, N); sizes[13] = 1;  /* cell list */
     if (counts[13] == 0)
         overflow = 1;
+    counts[14] = mul_size(3, counts[12], &overflow); sizes[14] = sizeof(double); /* pairs */
 
-    size_t offsets[14];
+    size_t offsets[15];
     size_t total = 0;
-    for (int a = 0; a < 14 && !overflow; a++) {
+    for (int a = 0; a < 15 && !overflow; a++) {
         size_t bytes = mul_size(counts[a], sizes[a], &overflow);
         if (overflow || bytes > SIZE_MAX - total - 64)
             overflow = 1;
@@ -237,6 +238,7 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     ws->db2_private = block + offsets[10];
     ws->dbeta_private = (double *)(block + offsets[11]);
     ws->candidates = (size_t *)(block + offsets[12]);
+    ws->pair_scratch = (double *)(block + offsets[14]);
     qode_cell_list_init(&ws->cells, cfg->batch, N, D > 1 ? 2 : 1, block + offsets[13]);
     return QODE_OK;
 }

@@ -24,6 +24,7 @@ typedef struct {
     void *db2_private;      /* workers * D (backward) */
     double *dbeta_private;  /* workers * 2 (backward) */
     size_t *candidates;     /* workers * N */
+    double *pair_scratch;   /* workers * 3N: r, c and dc/dr of one agent's pairs */
     qode_cell_list cells;
     void *block;            /* the allocation, freed by the caller */
 } qode_social_workspace;
