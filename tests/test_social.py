@@ -229,6 +229,38 @@ def test_threads_give_the_same_result(radius):
             assert torch.allclose(g, g0, rtol=1e-12, atol=1e-12)
 
 
+def test_empty_batch():
+    problem = make_problem(1, 4, 3, 2, seed=28, goals=0, obstacles=0)
+    empty = {k: (v[:0] if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[:2] == (1, 4)
+                 else v) for k, v in problem.items()}
+    w1 = empty["w1"].clone().requires_grad_(True)
+    out = social_field(**{**empty, "w1": w1})
+    assert out.shape == (0, 4, 3)
+    out.sum().backward()
+    assert torch.count_nonzero(w1.grad) == 0
+
+
+def test_concurrent_calls_from_threads():
+    # The C core is reentrant and releases the GIL: calls from several Python
+    # threads at once give the same results as one after the other.
+    import threading
+    problems = [make_problem(2, 30, 4, 5, seed=40 + k) for k in range(4)]
+    expected = [social_field(**p) for p in problems]
+    results = [None] * 4
+
+    def work(k):
+        for _ in range(5):
+            results[k] = social_field(**problems[k], num_threads=2)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for got, want in zip(results, expected):
+        assert torch.allclose(got, want, rtol=0, atol=1e-12)
+
+
 def test_shared_goal_broadcasting():
     problem = make_problem(2, 4, 3, 4, seed=21, goals=0, obstacles=0)
     goal = torch.randn(2, 3, dtype=F64)

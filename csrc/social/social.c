@@ -181,7 +181,12 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     const int use_cells = cfg->radius > 0.0;
     const double per_pair = (double)(H + D) * (backward ? 3.0 : 1.0);
     const double work = (use_cells ? (double)n * (N < 64 ? N : 64) : pairs) * per_pair;
-    const int workers = qode_social_workers(cfg->num_threads, work, n);
+    int workers = qode_social_workers(cfg->num_threads, work, n);
+    /* Each backward worker keeps private copies of dv and dh: fewer workers
+     * when those copies would pass 256 MiB. */
+    const double private_bytes = (double)n * (double)(H + D) * (double)real;
+    while (backward && workers > 1 && workers * private_bytes > 268435456.0)
+        workers--;
     const size_t W = (size_t)workers;
 
     int overflow = 0;
