@@ -13,7 +13,11 @@ neighbour-radius (cell list) mode on large crowds, where the cost per agent
 should stay flat as N grows.
 
 Usage: python benchmarks/social_vs_torch.py [--batch 4] [--hidden 32]
-       [--repeats 15] [--dtype float64 float32]
+       [--repeats 15] [--dtype float64 float32] [--threads N]
+
+--threads N sets both torch's intra-op threads and qode's num_threads (default:
+torch's default and qode's automatic choice).  On a shared machine,
+--threads 1 gives the steadiest comparison.
 """
 from __future__ import annotations
 
@@ -57,25 +61,27 @@ def make_inputs(batch: int, agents: int, dim: int, hidden: int, dtype: torch.dty
     )
 
 
-def time_pair(field, inputs, repeats: int, backward: bool) -> float:
+def time_pair(field, inputs, repeats: int, backward: bool, **options) -> float:
     grad_names = ("h", "aggressiveness", "w1", "b1", "w2", "b2")
     if not backward:
         def run():
             with torch.no_grad():
-                field(**inputs, eps=1e-2)
+                field(**inputs, eps=1e-2, **options)
         return median_seconds(run, repeats)
     leaves = {k: (v.clone().requires_grad_(True) if k in grad_names else v)
               for k, v in inputs.items()}
     weights = torch.randn(inputs["h"].shape, dtype=inputs["h"].dtype)
 
     def run():
-        out = field(**leaves, eps=1e-2)
+        out = field(**leaves, eps=1e-2, **options)
         torch.autograd.grad(out, [leaves[k] for k in grad_names], weights)
     return median_seconds(run, repeats)
 
 
 def compare(args) -> None:
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads; "
+    qode_threads = args.threads if args.threads > 0 else "auto"
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} torch threads, qode threads "
+          f"{qode_threads}; "
           f"B={args.batch}, D={args.dim}, H={args.hidden}, median of {args.repeats}")
     header = (f"{'dtype':8} {'N':>5} {'pass':>8} {'torch ms':>10} {'factored ms':>12} "
               f"{'qode ms':>9} {'vs torch':>9} {'vs factored':>12}")
@@ -91,7 +97,8 @@ def compare(args) -> None:
             for backward in (False, True):
                 t_ref = time_pair(reference_field, inputs, args.repeats, backward)
                 t_fac = time_pair(factored_reference_field, inputs, args.repeats, backward)
-                t_qode = time_pair(social_field, inputs, args.repeats, backward)
+                t_qode = time_pair(social_field, inputs, args.repeats, backward,
+                                   num_threads=args.threads)
                 label = "fwd+vjp" if backward else "forward"
                 print(f"{dtype_name:8} {agents:5d} {label:>8} {1e3 * t_ref:10.3f} "
                       f"{1e3 * t_fac:12.3f} {1e3 * t_qode:9.3f} {t_ref / t_qode:8.1f}x "
@@ -110,10 +117,10 @@ def crowds(args) -> None:
         inputs["h"] = torch.rand(1, agents, 2, dtype=torch.float64) * agents ** 0.5
         def forward():
             with torch.no_grad():
-                social_field(**inputs, eps=1e-2, radius=1.5)
+                social_field(**inputs, eps=1e-2, radius=1.5, num_threads=args.threads)
         leaves = {k: v.clone().requires_grad_(True) for k, v in inputs.items()}
         def both():
-            out = social_field(**leaves, eps=1e-2, radius=1.5)
+            out = social_field(**leaves, eps=1e-2, radius=1.5, num_threads=args.threads)
             torch.autograd.grad(out.sum(), [leaves["h"], leaves["w1"]])
         t_f = median_seconds(forward, 5)
         t_b = median_seconds(both, 5)
@@ -128,8 +135,12 @@ def main() -> None:
     parser.add_argument("--agents", type=int, nargs="+", default=[8, 32, 128])
     parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--dtype", nargs="+", default=["float64", "float32"])
+    parser.add_argument("--threads", type=int, default=0,
+                        help="torch and qode threads (0: their defaults)")
     parser.add_argument("--skip-crowds", action="store_true")
     args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
     compare(args)
     if not args.skip_crowds:
         crowds(args)

@@ -190,8 +190,8 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     const size_t W = (size_t)workers;
 
     int overflow = 0;
-    size_t counts[15];
-    size_t sizes[15];
+    size_t counts[17];
+    size_t sizes[17];
     counts[0] = mul_size(n, H, &overflow);   sizes[0] = real;          /* u */
     counts[1] = counts[0];                  sizes[1] = real;          /* v */
     counts[2] = mul_size(W, H, &overflow);  sizes[2] = real;          /* acc */
@@ -211,10 +211,12 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     if (counts[13] == 0)
         overflow = 1;
     counts[14] = mul_size(3, counts[12], &overflow); sizes[14] = sizeof(double); /* pairs */
+    counts[15] = mul_size(2 * D, H, &overflow); sizes[15] = real;     /* w1t */
+    counts[16] = mul_size(H, D, &overflow); sizes[16] = real;         /* w2t */
 
-    size_t offsets[15];
+    size_t offsets[17];
     size_t total = 0;
-    for (int a = 0; a < 15 && !overflow; a++) {
+    for (int a = 0; a < 17 && !overflow; a++) {
         size_t bytes = mul_size(counts[a], sizes[a], &overflow);
         if (overflow || bytes > SIZE_MAX - total - 64)
             overflow = 1;
@@ -244,6 +246,8 @@ static qode_status workspace_create(const qode_social_config *cfg, qode_dtype dt
     ws->dbeta_private = (double *)(block + offsets[11]);
     ws->candidates = (size_t *)(block + offsets[12]);
     ws->pair_scratch = (double *)(block + offsets[14]);
+    ws->w1t = block + offsets[15];
+    ws->w2t = block + offsets[16];
     qode_cell_list_init(&ws->cells, cfg->batch, N, D > 1 ? 2 : 1, block + offsets[13]);
     return QODE_OK;
 }

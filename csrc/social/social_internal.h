@@ -15,6 +15,7 @@ typedef struct {
     int workers;
     int use_cells;
     void *u, *v;            /* B*N*H each */
+    void *w1t, *w2t;        /* W1 transposed (2D x H), W2 transposed (H x D) */
     void *acc, *big_p, *s_tmp; /* workers * H */
     void *p_vec;            /* workers * D */
     void *du;               /* B*N*H (backward) */
