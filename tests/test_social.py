@@ -76,6 +76,24 @@ def test_forward_float32_close_to_float64_reference():
     assert torch.allclose(ours.double(), ref, rtol=1e-5, atol=1e-5), (ours.double() - ref).abs().max()
 
 
+def test_non_contiguous_inputs():
+    problem = make_problem(2, 5, 3, 4, seed=6)
+    strided = dict(problem)
+    strided["h"] = problem["h"].transpose(0, 1).contiguous().transpose(0, 1)
+    strided["w1"] = problem["w1"].T.contiguous().T
+    strided["goals"] = problem["goals"].transpose(2, 3).contiguous().transpose(2, 3)
+    assert not strided["h"].is_contiguous() and not strided["w1"].is_contiguous()
+    expected = social_field(**problem)
+    assert torch.equal(social_field(**strided), expected)
+    h = strided["h"].clone().transpose(0, 1).contiguous().transpose(0, 1).requires_grad_(True)
+    w1 = strided["w1"].detach().clone().T.contiguous().T.requires_grad_(True)
+    social_field(**{**strided, "h": h, "w1": w1}).sum().backward()
+    h_ref = problem["h"].clone().requires_grad_(True)
+    w1_ref = problem["w1"].clone().requires_grad_(True)
+    social_field(**{**problem, "h": h_ref, "w1": w1_ref}).sum().backward()
+    assert torch.equal(h.grad, h_ref.grad) and torch.equal(w1.grad, w1_ref.grad)
+
+
 def test_forward_without_optional_terms():
     problem = make_problem(2, 4, 3, 3, goals=0, obstacles=0, self_term=False, seed=5)
     ours = social_field(**problem)

@@ -94,8 +94,13 @@ def _expand_points(
     return points.contiguous(), weights.contiguous(), count
 
 
+def _float(value: Union[float, torch.Tensor]) -> float:
+    return float(value.detach()) if isinstance(value, torch.Tensor) else float(value)
+
+
 def _numpy(value: Optional[torch.Tensor]):
-    return None if value is None else value.detach().contiguous().numpy()
+    # Zero-copy view; the binding copies non-contiguous arrays itself.
+    return None if value is None else value.detach().numpy()
 
 
 class _SocialFieldFunction(torch.autograd.Function):
@@ -107,8 +112,7 @@ class _SocialFieldFunction(torch.autograd.Function):
         sizes, eps, radius, cutoff_width, num_threads = options
         inputs = (h, mask, aggressiveness, w1, b1, w2, b2, goals, goal_weights, obstacles,
                   obstacle_weights, self_term)
-        b1_value, b2_value = (float(b.detach()) if isinstance(b, torch.Tensor) else b
-                              for b in (beta1, beta2))
+        b1_value, b2_value = _float(beta1), _float(beta2)
         out = _C.social_forward(*[_numpy(x) for x in inputs], sizes, eps, radius,
                                 cutoff_width, b1_value, b2_value, num_threads)
         # Saved (not just kept as arrays) so that autograd detects in-place
@@ -237,9 +241,14 @@ def social_field(
     beta2_t = _as_scalar("beta2", beta2, dtype)
     sizes = (batch, agents, dim, hidden, n_goals, n_obstacles)
     options = (sizes, float(eps), radius_value, float(cutoff_width), int(num_threads))
-    return _SocialFieldFunction.apply(
-        h.contiguous(), None if mask is None else mask.contiguous(), aggressiveness.contiguous(),
-        w1.contiguous(),
-        b1.contiguous(), w2.contiguous(), b2.contiguous(), goals, goal_strengths, obstacles,
-        obstacle_strengths, None if self_term is None else self_term.contiguous(), beta1_t,
-        beta2_t, options)
+    tensors = (h, mask, aggressiveness, w1, b1, w2, b2, goals, goal_strengths, obstacles,
+               obstacle_strengths, self_term)
+    differentiable = [x for x in tensors + (beta1_t, beta2_t)
+                      if isinstance(x, torch.Tensor) and x.requires_grad]
+    if not (torch.is_grad_enabled() and differentiable):
+        # Nothing to differentiate: call the kernel without an autograd node.
+        out = _C.social_forward(*[_numpy(x) for x in tensors], sizes, float(eps), radius_value,
+                                float(cutoff_width), _float(beta1_t), _float(beta2_t),
+                                int(num_threads))
+        return torch.from_numpy(out)
+    return _SocialFieldFunction.apply(*tensors, beta1_t, beta2_t, options)
