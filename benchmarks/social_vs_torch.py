@@ -38,13 +38,7 @@ from social_reference import factored_reference_field, reference_field  # noqa: 
 
 
 def median_seconds(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return statistics.median(times)
+    return interleaved_medians([fn], repeats)[0]
 
 
 def make_inputs(batch: int, agents: int, dim: int, hidden: int, dtype: torch.dtype):
@@ -61,13 +55,15 @@ def make_inputs(batch: int, agents: int, dim: int, hidden: int, dtype: torch.dty
     )
 
 
-def time_pair(field, inputs, repeats: int, backward: bool, **options) -> float:
+def runner(field, inputs, backward: bool, **options):
+    """A no-argument callable running one forward (or forward + VJP into h,
+    a and the k-network) of `field`."""
     grad_names = ("h", "aggressiveness", "w1", "b1", "w2", "b2")
     if not backward:
         def run():
             with torch.no_grad():
                 field(**inputs, eps=1e-2, **options)
-        return median_seconds(run, repeats)
+        return run
     leaves = {k: (v.clone().requires_grad_(True) if k in grad_names else v)
               for k, v in inputs.items()}
     weights = torch.randn(inputs["h"].shape, dtype=inputs["h"].dtype)
@@ -75,7 +71,21 @@ def time_pair(field, inputs, repeats: int, backward: bool, **options) -> float:
     def run():
         out = field(**leaves, eps=1e-2, **options)
         torch.autograd.grad(out, [leaves[k] for k in grad_names], weights)
-    return median_seconds(run, repeats)
+    return run
+
+
+def interleaved_medians(runs, repeats: int):
+    """Median seconds of each callable, timed in turn within every repeat so
+    that load from other processes affects all of them alike."""
+    for run in runs:
+        run()  # warm-up
+    times = [[] for _ in runs]
+    for _ in range(repeats):
+        for run, bucket in zip(runs, times):
+            start = time.perf_counter()
+            run()
+            bucket.append(time.perf_counter() - start)
+    return [statistics.median(bucket) for bucket in times]
 
 
 def compare(args) -> None:
@@ -95,10 +105,11 @@ def compare(args) -> None:
                 gap = (social_field(**inputs, eps=1e-2) - reference_field(**inputs, eps=1e-2))
             assert gap.abs().max().item() < (1e-10 if dtype == torch.float64 else 1e-3)
             for backward in (False, True):
-                t_ref = time_pair(reference_field, inputs, args.repeats, backward)
-                t_fac = time_pair(factored_reference_field, inputs, args.repeats, backward)
-                t_qode = time_pair(social_field, inputs, args.repeats, backward,
-                                   num_threads=args.threads)
+                t_ref, t_fac, t_qode = interleaved_medians(
+                    [runner(reference_field, inputs, backward),
+                     runner(factored_reference_field, inputs, backward),
+                     runner(social_field, inputs, backward, num_threads=args.threads)],
+                    args.repeats)
                 label = "fwd+vjp" if backward else "forward"
                 print(f"{dtype_name:8} {agents:5d} {label:>8} {1e3 * t_ref:10.3f} "
                       f"{1e3 * t_fac:12.3f} {1e3 * t_qode:9.3f} {t_ref / t_qode:8.1f}x "
