@@ -77,6 +77,7 @@ def factored_reference_field(
     weight = mask[:, None, :] * not_self / (r + eps)
     u = h @ w1[:, :dim].T + b1
     v = h @ w1[:, dim:].T
-    hidden_sum = torch.einsum("bij,bijk->bik", weight, torch.tanh(u[:, :, None, :] + v[:, None, :, :]))
+    hidden = torch.tanh(u[:, :, None, :] + v[:, None, :, :])
+    hidden_sum = torch.einsum("bij,bijk->bik", weight, hidden)
     interaction = hidden_sum @ w2.T + weight.sum(2, keepdim=True) * b2
     return mask[..., None] * aggressiveness[..., None] * interaction

@@ -73,7 +73,8 @@ def test_forward_float32_close_to_float64_reference():
     ours = social_field(**problem32, eps=0.05)
     assert ours.dtype == torch.float32
     ref = reference_field(**problem64, eps=0.05)
-    assert torch.allclose(ours.double(), ref, rtol=1e-5, atol=1e-5), (ours.double() - ref).abs().max()
+    gap = (ours.double() - ref).abs().max()
+    assert torch.allclose(ours.double(), ref, rtol=1e-5, atol=1e-5), gap
 
 
 def test_non_contiguous_inputs():
@@ -173,8 +174,8 @@ def test_masked_agents_are_inert_and_invisible():
     assert torch.equal(out, out_moved)
     # Equivalent to deleting the agent.
     keep = [0, 1, 3, 4, 5]
-    smaller = {k: (v[:, keep] if isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[:2] == (1, 6)
-                   else v) for k, v in problem.items()}
+    per_agent = lambda v: isinstance(v, torch.Tensor) and v.dim() >= 2 and v.shape[:2] == (1, 6)
+    smaller = {k: (v[:, keep] if per_agent(v) else v) for k, v in problem.items()}
     del smaller["mask"]
     assert torch.allclose(out[:, keep], social_field(**smaller), rtol=0, atol=1e-13)
     # Boolean masks are accepted.

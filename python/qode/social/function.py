@@ -71,7 +71,8 @@ def _expand_points(
     if points.dim() == 2 and points.shape[1] == dim:
         count = points.shape[0]
         points = points.expand(batch, agents, count, dim)
-    elif points.dim() == 4 and tuple(points.shape[:2]) == (batch, agents) and points.shape[3] == dim:
+    elif (points.dim() == 4 and tuple(points.shape[:2]) == (batch, agents)
+          and points.shape[3] == dim):
         count = points.shape[2]
     else:
         raise ValueError(

@@ -157,12 +157,16 @@ class SocialODEFunc(nn.Module):
                 self.beta2.fill_(float(beta2))
 
     @staticmethod
-    def _control_points(kind: str, positions, strengths):
+    def _control_points(kind: str, positions: Optional[torch.Tensor],
+                        strengths: Union[ScalarLike, torch.Tensor, None]):
+        """Checks strengths (finite, >= 0) and returns the pair unchanged;
+        shapes are checked by ``social_field`` at the next evaluation."""
         if positions is None:
             return None, None
         if strengths is None:
             raise ValueError(f"{kind} strengths are required with {kind} positions")
-        values = strengths if isinstance(strengths, torch.Tensor) else torch.tensor(float(strengths))
+        values = (strengths if isinstance(strengths, torch.Tensor)
+                  else torch.tensor(float(strengths)))
         if not torch.isfinite(values).all() or (values < 0).any():
             raise ValueError(f"{kind} strengths must be finite and >= 0 (a negative {kind} "
                              f"strength would swap attractor and repeller)")
@@ -170,6 +174,8 @@ class SocialODEFunc(nn.Module):
 
     # -- the vector field ---------------------------------------------------
     def forward(self, t: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """dh/dt at states h (B, N, D) or (N, D); t is unused (autonomous
+        field).  Counts evaluations in ``self.nfe``."""
         single = h.dim() == 2
         states = h.unsqueeze(0) if single else h
         if states.dim() != 3:
