@@ -95,6 +95,24 @@ def test_non_contiguous_inputs():
     assert torch.equal(h.grad, h_ref.grad) and torch.equal(w1.grad, w1_ref.grad)
 
 
+@pytest.mark.parametrize("radius", [None, 1.5])
+def test_float32_gradients_close_to_float64(radius):
+    problem32 = make_problem(2, 6, 4, 5, dtype=torch.float32, seed=31)
+    names = [n for n in DIFFERENTIABLE if n in problem32]
+    weights = torch.randn(2, 6, 4, dtype=F64)
+    grads = {}
+    for dtype in (torch.float32, F64):
+        leaves = {n: problem32[n].to(dtype).clone().requires_grad_(True) for n in names}
+        kwargs = {**{k: v.to(dtype) for k, v in problem32.items()}, **leaves}
+        cutoff = {} if radius is None else dict(radius=radius, cutoff_width=0.5)
+        (social_field(**kwargs, eps=0.05, **cutoff) * weights.to(dtype)).sum().backward()
+        grads[dtype] = {n: leaves[n].grad for n in names}
+    for n in names:
+        assert grads[torch.float32][n].dtype == torch.float32
+        assert torch.allclose(grads[torch.float32][n].double(), grads[F64][n], rtol=1e-4,
+                              atol=1e-4), n
+
+
 def test_forward_without_optional_terms():
     problem = make_problem(2, 4, 3, 3, goals=0, obstacles=0, self_term=False, seed=5)
     ours = social_field(**problem)
