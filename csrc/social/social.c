@@ -17,9 +17,11 @@
 
 /* The pair loops are compiled twice on x86-64 Linux with GCC: for AVX2 + FMA
  * (x86-64-v3) and for the baseline; the loader picks one per CPU (ifunc).
- * Define QODE_NO_SIMD_CLONES to build the baseline only. */
+ * Define QODE_NO_SIMD_CLONES to build the baseline only.  ThreadSanitizer
+ * cannot run ifunc resolvers (they run before its runtime starts), so a TSan
+ * build gets the baseline only. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(QODE_NO_SIMD_CLONES)
+    && !defined(QODE_NO_SIMD_CLONES) && !defined(__SANITIZE_THREAD__)
 #define QODE_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
 #else
 #define QODE_SIMD_CLONES
