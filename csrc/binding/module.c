@@ -18,6 +18,7 @@ PyMODINIT_FUNC PyInit__C(void)
         return NULL;
     PyMethodDef *tables[] = {
         qode_solver_methods,
+        qode_social_methods,
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         if (PyModule_AddFunctions(module, tables[i]) < 0) {
