@@ -3,66 +3,60 @@
 #include <math.h>
 #include <string.h>
 
-/* Sums terms[0..n-1] in the order of ATen's CPU sum over a short contiguous
- * dimension, so that stage combinations round exactly as in torchdiffeq:
- * with W SIMD lanes and n >= W, lane l accumulates terms l, l+W, ... of the
- * whole vectors, the leftover tail is summed first and the lanes are then
- * added in order; with n < W, four interleaved partial sums are combined. */
-#define TORCH_ORDER_SUM(real, terms, n, lanes, result)                          \
-    do {                                                                       \
-        real lane_[QODE_MAX_STAGES] = {0};                                     \
-        real total_ = 0;                                                       \
-        if ((n) >= (lanes)) {                                                  \
-            int whole_ = (n) / (lanes) * (lanes);                              \
-            for (int j_ = 0; j_ < whole_; j_++)                                \
-                lane_[j_ % (lanes)] += (terms)[j_];                            \
-            for (int j_ = whole_; j_ < (n); j_++)                              \
-                total_ += (terms)[j_];                                         \
-            for (int l_ = 0; l_ < (lanes); l_++)                               \
-                total_ += lane_[l_];                                           \
-        } else {                                                               \
-            int whole_ = (n) / 4 * 4;                                          \
-            for (int j_ = 0; j_ < whole_; j_++)                                \
-                lane_[j_ % 4] += (terms)[j_];                                  \
-            for (int j_ = whole_; j_ < (n); j_++)                              \
-                lane_[0] += (terms)[j_];                                       \
-            total_ = lane_[0];                                                 \
-            for (int l_ = 1; l_ < 4; l_++)                                     \
-                total_ += lane_[l_];                                           \
-        }                                                                      \
-        (result) = total_;                                                     \
-    } while (0)
+/* Elements handled together by qode_vec_lincomb: the partial sums of a block
+ * live on the stack and every inner loop runs over contiguous elements, so
+ * the compiler vectorises it. */
+#define LINCOMB_BLOCK 128
 
+/* out = base + sum_j k[j] * coef[j], summed in the order of ATen's CPU sum
+ * over a short contiguous dimension, so that stage combinations round exactly
+ * as in torchdiffeq.  With W SIMD lanes and m >= W terms, lane l accumulates
+ * terms l, l+W, ... of the whole vectors, the tail terms are summed first and
+ * the lanes are then added to them in order; with m < W, four interleaved
+ * partial sums are combined, the tail going to the first.  A zero
+ * coefficient adds an exact zero, so its term is skipped without changing the
+ * rounding. */
 void qode_vec_lincomb(void *out, const void *base, void *const *k, const double *coef, int m,
                       size_t nr, int is_double, int lanes)
 {
     /* More lanes than terms selects torch's short-sum branch, whatever the width. */
     if (lanes < 1 || lanes > QODE_MAX_STAGES)
         lanes = QODE_MAX_STAGES + 1;
+    int vector_branch = m >= lanes;
+    int n_partials = vector_branch ? lanes : 4;
+    int whole = vector_branch ? m / lanes * lanes : m / 4 * 4;
     QODE_DISPATCH_REAL(is_double, {
         real c[QODE_MAX_STAGES];
-        const real *kk[QODE_MAX_STAGES];
-        int nonzero = 0;
-        for (int j = 0; j < m; j++) {
+        for (int j = 0; j < m; j++)
             c[j] = (real)coef[j];
-            kk[j] = (const real *)k[j];
-            nonzero += coef[j] != 0.0;
-        }
         real *o = (real *)out;
         const real *b = (const real *)base;
-        for (size_t i = 0; i < nr; i++) {
-            real acc;
-            if (nonzero == 1 && m == 1) {
-                acc = kk[0][i] * c[0];
-            } else {
-                real terms[QODE_MAX_STAGES] = {0};
-                /* A zero coefficient adds an exact zero; keep its slot so the
-                 * summation order stays torch's, but skip the load. */
-                for (int j = 0; j < m; j++)
-                    terms[j] = c[j] != 0 ? kk[j][i] * c[j] : 0;
-                TORCH_ORDER_SUM(real, terms, m, lanes, acc);
+        for (size_t start = 0; start < nr; start += LINCOMB_BLOCK) {
+            size_t len = nr - start < LINCOMB_BLOCK ? nr - start : LINCOMB_BLOCK;
+            real partial[QODE_MAX_STAGES][LINCOMB_BLOCK];
+            real tail[LINCOMB_BLOCK];
+            for (int l = 0; l < n_partials; l++)
+                for (size_t e = 0; e < len; e++)
+                    partial[l][e] = 0;
+            for (size_t e = 0; e < len; e++)
+                tail[e] = 0;
+            for (int j = 0; j < m; j++) {
+                if (c[j] == 0)
+                    continue;
+                const real *kj = (const real *)k[j] + start;
+                real cj = c[j];
+                /* Tail terms go to their own sum (vector branch) or to the
+                 * first partial sum (short branch). */
+                real *acc = j < whole ? partial[j % n_partials] : (vector_branch ? tail : partial[0]);
+                for (size_t e = 0; e < len; e++)
+                    acc[e] += kj[e] * cj;
             }
-            o[i] = b != NULL ? b[i] + acc : acc;
+            for (size_t e = 0; e < len; e++) {
+                real total = vector_branch ? tail[e] : partial[0][e];
+                for (int l = vector_branch ? 0 : 1; l < n_partials; l++)
+                    total += partial[l][e];
+                o[start + e] = b != NULL ? b[start + e] + total : total;
+            }
         }
     });
 }
