@@ -1,0 +1,112 @@
+"""Export of a circuit to OpenQASM 3 or OpenQASM 2.0 text.
+
+Angles are written as numbers: the data row and weights of the circuit to
+export are resolved first (a trained circuit for one input).  Wire w becomes
+qubit ``q[w]``.  Gates without a standard-library name are defined in the
+header of the file (``qode_rxx``, ``qode_ryy``, ``qode_rzz`` for the Ising
+gates), Rot becomes RZ RY RZ, and a one-qubit QubitUnitary becomes ``u3``
+(its global phase as ``gphase`` in OpenQASM 3; OpenQASM 2 has no global phase,
+which no measurement can see).  Two-qubit QubitUnitary gates are not exported
+(they would need a KAK decomposition): decompose them before exporting.
+"""
+from __future__ import annotations
+
+import cmath
+import math
+
+import numpy as np
+
+from .circuit import Circuit, Data, Weight
+
+_DEFINITIONS = """gate qode_rxx(theta) a, b {{ h a; h b; cx a, b; rz(theta) b; cx a, b; h a; h b; }}
+gate qode_ryy(theta) a, b {{ rx({half_pi}) a; rx({half_pi}) b; cx a, b; rz(theta) b; cx a, b; rx(-{half_pi}) a; rx(-{half_pi}) b; }}
+gate qode_rzz(theta) a, b {{ cx a, b; rz(theta) b; cx a, b; }}
+"""
+
+_SIMPLE = {"H": "h", "X": "x", "Y": "y", "Z": "z", "S": "s", "T": "t", "SX": "sx",
+           "RX": "rx", "RY": "ry", "RZ": "rz", "U3": "u3", "CNOT": "cx", "CZ": "cz",
+           "SWAP": "swap", "CRX": "crx", "CRY": "cry", "CRZ": "crz", "Toffoli": "ccx",
+           "IsingXX": "qode_rxx", "IsingYY": "qode_ryy", "IsingZZ": "qode_rzz"}
+
+
+def _number(x: float) -> str:
+    return repr(float(x))
+
+
+def u3_angles(matrix: np.ndarray) -> tuple[float, float, float, float]:
+    """(theta, phi, delta, g) with matrix = e^{i g} U3(theta, phi, delta)."""
+    u = np.asarray(matrix, dtype=np.complex128)
+    theta = 2 * math.atan2(abs(u[1, 0]), abs(u[0, 0]))
+    if abs(u[0, 0]) > 1e-12:
+        g = cmath.phase(u[0, 0])
+        if abs(u[1, 0]) > 1e-12:
+            phi = cmath.phase(u[1, 0]) - g
+            delta = cmath.phase(-u[0, 1]) - g
+        else:
+            phi = 0.0
+            delta = cmath.phase(u[1, 1]) - g
+    else:  # cos(theta/2) = 0: only phi + delta... fix phi = 0
+        phi = 0.0
+        g = cmath.phase(u[1, 0])
+        delta = cmath.phase(-u[0, 1]) - g
+    return theta, phi, delta, g
+
+
+def to_qasm(circuit: Circuit, data=None, weights=None, version: int = 3) -> str:
+    """OpenQASM text of ``circuit`` with angles resolved from one data row.
+
+    Parameters
+    ----------
+    circuit : Circuit
+    data : array of shape (n_data,), optional
+        The data row (one circuit of a batch).
+    weights : array of shape (n_weights,), optional
+    version : {3, 2}
+    """
+    if version not in (2, 3):
+        raise ValueError(f"version must be 2 or 3, got {version}")
+    d = np.zeros(0) if data is None else np.asarray(
+        data.detach().cpu() if hasattr(data, "detach") else data, dtype=np.float64).reshape(-1)
+    w = np.zeros(0) if weights is None else np.asarray(
+        weights.detach().cpu() if hasattr(weights, "detach") else weights, dtype=np.float64).reshape(-1)
+    if d.shape[0] != circuit.num_data:
+        raise ValueError(f"data must have {circuit.num_data} entries, got {d.shape[0]}")
+    if w.shape[0] != circuit.num_weights:
+        raise ValueError(f"weights must have {circuit.num_weights} entries, got {w.shape[0]}")
+
+    def value(a) -> float:
+        if isinstance(a, Data):
+            return float(d[a.index])
+        if isinstance(a, Weight):
+            return float(w[a.index])
+        return float(a)
+
+    lines = []
+    if version == 3:
+        lines += ["OPENQASM 3.0;", 'include "stdgates.inc";']
+    else:
+        lines += ["OPENQASM 2.0;", 'include "qelib1.inc";']
+    lines.append(_DEFINITIONS.format(half_pi=_number(math.pi / 2)).rstrip("\n"))
+    lines.append(f"qubit[{circuit.n_qubits}] q;" if version == 3 else f"qreg q[{circuit.n_qubits}];")
+    phase = "p" if version == 3 else "u1"
+    for g in circuit.gates:
+        qubits = ", ".join(f"q[{wire}]" for wire in g.wires)
+        angles = [value(a) for a in g.angles]
+        if g.name == "Rot":
+            phi, theta, omega = angles
+            lines += [f"rz({_number(phi)}) {qubits};", f"ry({_number(theta)}) {qubits};",
+                      f"rz({_number(omega)}) {qubits};"]
+        elif g.name == "PhaseShift":
+            lines.append(f"{phase}({_number(angles[0])}) {qubits};")
+        elif g.name == "Unitary1":
+            theta, phi, delta, gph = u3_angles(g.matrix)
+            if version == 3:
+                lines.append(f"gphase({_number(gph)});")
+            lines.append(f"u3({_number(theta)}, {_number(phi)}, {_number(delta)}) {qubits};")
+        elif g.name == "Unitary2":
+            raise NotImplementedError("export of a two-qubit QubitUnitary is not supported; "
+                                      "decompose it into one-qubit gates and CNOTs first")
+        else:
+            args = f"({', '.join(_number(a) for a in angles)})" if angles else ""
+            lines.append(f"{_SIMPLE[g.name]}{args} {qubits};")
+    return "\n".join(lines) + "\n"
