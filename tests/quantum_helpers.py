@@ -68,6 +68,10 @@ def apply_in_pennylane(qml, circuit: Circuit, data_row, weights) -> None:
                 angles.append(weights[a.index])
             else:
                 angles.append(a)
+        if hasattr(data_row, "detach"):  # keep PennyLane's torch interface on one type
+            import torch
+            angles = [x if isinstance(x, torch.Tensor) else torch.tensor(x, dtype=torch.float64)
+                      for x in angles]
         getattr(qml, PENNYLANE_NAMES[g.name])(*angles, wires=list(g.wires))
 
 

@@ -18,6 +18,17 @@
 
 #define MSG_LEN 512
 
+/* Like qode_raise_status, but a non-finite angle or coefficient is bad input
+ * here (ValueError), not a numerical failure during a solve. */
+static PyObject *raise_quantum(qode_status status, const char *msg)
+{
+    if (status == QODE_ERR_NONFINITE && !PyErr_Occurred()) {
+        PyErr_SetString(PyExc_ValueError, msg);
+        return NULL;
+    }
+    return qode_raise_status(status, msg);
+}
+
 /* A C-contiguous array of `type` from any array-like, or NULL with an error
  * naming `what`.  ndim < 0 accepts any rank. */
 static PyArrayObject *as_array(PyObject *obj, int type, int ndim, const char *what)
@@ -175,15 +186,18 @@ static PyArrayObject *new_states(int n_qubits, npy_intp batch, qode_dtype dtype,
     size_t bytes;
     qode_status st = qode_state_bytes(n_qubits, batch, dtype, &bytes, msg, sizeof msg);
     if (st != QODE_OK) {
-        qode_raise_status(st, msg);
+        raise_quantum(st, msg);
         return NULL;
     }
     double need = (double)bytes + extra_bytes, have = physical_memory();
     if (have > 0 && need > have) {
-        PyErr_Format(PyExc_MemoryError, "simulating %d qubits for %zd circuit(s) needs %.0f "
-                     "bytes (%.3g GiB) of state vectors and work space, more than the %.3g "
-                     "GiB of memory of this machine", n_qubits, batch, need,
-                     need / 1073741824.0, have / 1073741824.0);
+        /* PyErr_Format has no floating-point conversions: format here. */
+        char text[MSG_LEN];
+        snprintf(text, sizeof text, "simulating %d qubits for %lld circuit(s) needs %.0f bytes "
+                 "(%.3g GiB) of state vectors, more than the %.0f bytes (%.3g GiB) of memory "
+                 "of this machine", n_qubits, (long long)batch, need, need / 1073741824.0,
+                 have, have / 1073741824.0);
+        PyErr_SetString(PyExc_MemoryError, text);
         return NULL;
     }
     npy_intp dims[2] = {batch, (npy_intp)1 << n_qubits};
@@ -271,7 +285,7 @@ static PyObject *py_qsim_run(PyObject *self, PyObject *args)
     char msg[MSG_LEN] = "";
     qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
     if (st != QODE_OK) {
-        qode_raise_status(st, msg);
+        raise_quantum(st, msg);
         goto done;
     }
     npy_intp batch = PyArray_DIM(data_a, 0);
@@ -284,7 +298,7 @@ static PyObject *py_qsim_run(PyObject *self, PyObject *args)
     Py_END_ALLOW_THREADS
     if (st != QODE_OK) {
         Py_CLEAR(states);
-        qode_raise_status(st, msg);
+        raise_quantum(st, msg);
     }
 done:
     Py_XDECREF(data_a);
@@ -320,7 +334,7 @@ static PyObject *py_qsim_expval(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         if (st != QODE_OK) {
             Py_CLEAR(out);
-            qode_raise_status(st, msg);
+            raise_quantum(st, msg);
         }
     }
     obs_release(&ov);
@@ -350,7 +364,7 @@ static PyObject *py_qsim_probs(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         if (st != QODE_OK) {
             Py_CLEAR(out);
-            qode_raise_status(st, msg);
+            raise_quantum(st, msg);
         }
     }
     Py_DECREF(states);
@@ -385,7 +399,7 @@ static PyObject *py_qsim_sample(PyObject *self, PyObject *args)
         Py_END_ALLOW_THREADS
         if (st != QODE_OK) {
             Py_CLEAR(out);
-            qode_raise_status(st, msg);
+            raise_quantum(st, msg);
         }
     }
     Py_DECREF(states);
@@ -462,7 +476,7 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
                                PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
     Py_END_ALLOW_THREADS
     if (st != QODE_OK) {
-        qode_raise_status(st, msg);
+        raise_quantum(st, msg);
         goto done;
     }
     result = Py_BuildValue("OO", gdata, gtrain);

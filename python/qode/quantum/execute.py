@@ -142,8 +142,8 @@ if torch is not None:
 
 
 def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
-    batch_shape, data, weights = _check_inputs(circuit, data, weights)
     state_dtype = _state_dtype(dtype, data, weights)
+    batch_shape, data, weights = _check_inputs(circuit, data, weights)
     runner = _Runner(circuit, observables, want_probs, state_dtype, n_threads)
     if _is_tensor(data) or _is_tensor(weights):
         ref = data if _is_tensor(data) else weights
@@ -196,8 +196,8 @@ def probs(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | 
 def state(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
           n_threads: int = 0) -> np.ndarray:
     """Final state vectors, a NumPy array of shape (..., 2^n) (not differentiable)."""
+    state_dtype = _state_dtype(dtype, data, weights)
     batch_shape, d, w = _check_inputs(circuit, data, weights)
-    state_dtype = _state_dtype(dtype, d, w)
     states = _C.qsim_run(circuit.spec(), _as_numpy(d), _as_numpy(w),
                          _DTYPE_CODES[state_dtype], int(n_threads))
     return states.reshape(*batch_shape, states.shape[-1])
@@ -217,8 +217,8 @@ def sample(circuit: Circuit, shots: int, data: Any = None, weights: Any = None,
         raise ValueError(f"shots must be >= 1, got {shots}")
     if int(seed) < 0:
         raise ValueError(f"seed must be >= 0, got {seed}")
+    state_dtype = _state_dtype(dtype, data, weights)
     batch_shape, d, w = _check_inputs(circuit, data, weights)
-    state_dtype = _state_dtype(dtype, d, w)
     states = _C.qsim_run(circuit.spec(), _as_numpy(d), _as_numpy(w),
                          _DTYPE_CODES[state_dtype], int(n_threads))
     idx = _C.qsim_sample(states, shots, int(seed) % (1 << 64), int(n_threads))
