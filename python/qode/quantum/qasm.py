@@ -23,6 +23,16 @@ gate qode_ryy(theta) a, b {{ rx({half_pi}) a; rx({half_pi}) b; cx a, b; rz(theta
 gate qode_rzz(theta) a, b {{ cx a, b; rz(theta) b; cx a, b; }}
 """
 
+# OpenQASM 2's qelib1.inc (Cross et al. 2017) lacks these; defined from its gates.
+_DEFINITIONS_2 = """gate qode_sx a {{ u3({half_pi}, -{half_pi}, {half_pi}) a; }}
+gate qode_swap a, b {{ cx a, b; cx b, a; cx a, b; }}
+gate qode_crz(theta) c, t {{ rz(theta/2) t; cx c, t; rz(-theta/2) t; cx c, t; }}
+gate qode_cry(theta) c, t {{ ry(theta/2) t; cx c, t; ry(-theta/2) t; cx c, t; }}
+gate qode_crx(theta) c, t {{ h t; qode_crz(theta) c, t; h t; }}
+"""
+_RENAMED_2 = {"SX": "qode_sx", "SWAP": "qode_swap", "CRX": "qode_crx", "CRY": "qode_cry",
+              "CRZ": "qode_crz"}
+
 _SIMPLE = {"H": "h", "X": "x", "Y": "y", "Z": "z", "S": "s", "T": "t", "SX": "sx",
            "RX": "rx", "RY": "ry", "RZ": "rz", "U3": "u3", "CNOT": "cx", "CZ": "cz",
            "SWAP": "swap", "CRX": "crx", "CRY": "cry", "CRZ": "crz", "Toffoli": "ccx",
@@ -86,7 +96,10 @@ def to_qasm(circuit: Circuit, data=None, weights=None, version: int = 3) -> str:
         lines += ["OPENQASM 3.0;", 'include "stdgates.inc";']
     else:
         lines += ["OPENQASM 2.0;", 'include "qelib1.inc";']
+    if version == 2:
+        lines.append(_DEFINITIONS_2.format(half_pi=_number(math.pi / 2)).rstrip("\n"))
     lines.append(_DEFINITIONS.format(half_pi=_number(math.pi / 2)).rstrip("\n"))
+    names = dict(_SIMPLE, **(_RENAMED_2 if version == 2 else {}))
     lines.append(f"qubit[{circuit.n_qubits}] q;" if version == 3 else f"qreg q[{circuit.n_qubits}];")
     phase = "p" if version == 3 else "u1"
     for g in circuit.gates:
@@ -108,5 +121,5 @@ def to_qasm(circuit: Circuit, data=None, weights=None, version: int = 3) -> str:
                                       "decompose it into one-qubit gates and CNOTs first")
         else:
             args = f"({', '.join(_number(a) for a in angles)})" if angles else ""
-            lines.append(f"{_SIMPLE[g.name]}{args} {qubits};")
+            lines.append(f"{names[g.name]}{args} {qubits};")
     return "\n".join(lines) + "\n"

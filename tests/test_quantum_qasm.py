@@ -1,0 +1,81 @@
+"""OpenQASM export: the text is parsed back by real parsers from PyPI (qiskit's
+OpenQASM 2 and 3 loaders, and the reference openqasm3 parser) and the loaded
+circuit is simulated by qiskit and compared with our state vector."""
+import numpy as np
+import pytest
+
+import qode.quantum as qq
+from quantum_helpers import ALL_GATES, random_circuit
+
+qiskit = pytest.importorskip("qiskit")
+from qiskit.quantum_info import Statevector  # noqa: E402
+
+EXPORTABLE = [g for g in ALL_GATES if g != "Unitary2"]
+
+
+def qiskit_state_in_our_order(qc, n):
+    """qiskit orders qubit 0 as the least significant bit; we order wire 0 most significant."""
+    sv = np.asarray(Statevector(qc).data)
+    return sv.reshape([2] * n).transpose(list(range(n))[::-1]).reshape(-1)
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_openqasm2_round_trip_through_qiskit(seed):
+    from qiskit import qasm2
+    rng = np.random.default_rng(seed)
+    n = 4
+    c = random_circuit(rng, n, 40, gates=EXPORTABLE)
+    d, w = rng.normal(size=3), rng.normal(size=4)
+    text = qq.to_qasm(c, d, w, version=2)
+    assert text.startswith("OPENQASM 2.0;")
+    qc = qasm2.loads(text)
+    ref = qiskit_state_in_our_order(qc, n)
+    ours = qq.state(c, d, w)
+    # OpenQASM 2 has no global phase: compare up to one.
+    overlap = np.vdot(ref, ours)
+    assert abs(abs(overlap) - 1) < 1e-10
+    np.testing.assert_allclose(ours, ref * overlap / abs(overlap), rtol=0, atol=1e-10)
+
+
+@pytest.mark.parametrize("seed", [3, 4])
+def test_openqasm3_round_trip_through_qiskit_and_reference_parser(seed):
+    pytest.importorskip("qiskit_qasm3_import")
+    openqasm3 = pytest.importorskip("openqasm3")
+    from qiskit import qasm3
+    rng = np.random.default_rng(seed)
+    n = 3
+    c = random_circuit(rng, n, 40, gates=EXPORTABLE)
+    d, w = rng.normal(size=3), rng.normal(size=4)
+    text = qq.to_qasm(c, d, w, version=3)
+    program = openqasm3.parse(text)  # the reference grammar accepts it
+    assert program.version == "3.0"
+    qc = qasm3.loads(text)
+    ref = qiskit_state_in_our_order(qc, n)
+    ours = qq.state(c, d, w)
+    overlap = np.vdot(ref, ours)
+    assert abs(abs(overlap) - 1) < 1e-10
+    np.testing.assert_allclose(ours, ref * overlap / abs(overlap), rtol=0, atol=1e-10)
+
+
+def test_trained_quantum_layer_exports():
+    from qiskit import qasm2
+    import torch
+    torch.manual_seed(0)
+    layer = qq.QuantumLayer(in_features=2, n_qubits=3, n_layers=2).double()
+    x = torch.randn(2, dtype=torch.float64)
+    theta = layer.angles(x).detach()
+    text = qq.to_qasm(layer.circuit, theta, layer.weights.detach().reshape(-1), version=2)
+    qc = qasm2.loads(text)
+    sv = qiskit_state_in_our_order(qc, 3)
+    z = [np.sum(np.abs(sv.reshape(2, 2, 2)) ** 2 * s) for s in
+         (np.array([1, -1])[:, None, None], np.array([1, -1])[None, :, None],
+          np.array([1, -1])[None, None, :])]
+    np.testing.assert_allclose(layer(x).detach().numpy(), z, rtol=0, atol=1e-10)
+
+
+def test_export_errors():
+    c = qq.Circuit(2).rx(0, qq.data(0))
+    with pytest.raises(ValueError, match="data must have 1"):
+        qq.to_qasm(c)
+    with pytest.raises(ValueError, match="version"):
+        qq.to_qasm(c, [0.1], version=4)
