@@ -409,9 +409,9 @@ static PyObject *py_qsim_sample(PyObject *self, PyObject *args)
 static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
 {
     PyObject *spec, *data, *trainable, *states_obj, *obs_spec, *gexp_obj, *gprob_obj;
-    int n_threads;
-    if (!PyArg_ParseTuple(args, "OOOOOOOi", &spec, &data, &trainable, &states_obj, &obs_spec,
-                          &gexp_obj, &gprob_obj, &n_threads))
+    int dtype_code, n_threads;
+    if (!PyArg_ParseTuple(args, "OOOiOOOOi", &spec, &data, &trainable, &dtype_code, &states_obj,
+                          &obs_spec, &gexp_obj, &gprob_obj, &n_threads))
         return NULL;
     PyObject *result = NULL;
     circuit_view v;
@@ -424,16 +424,22 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
         return NULL;
     if (params_from_objects(&v, data, trainable, &data_a, &train_a) < 0)
         goto done;
-    int n;
-    qode_dtype dtype;
-    states = states_from_object(states_obj, &n, &dtype);
-    if (states == NULL)
-        goto done;
     npy_intp batch = PyArray_DIM(data_a, 0);
-    if (n != v.c.n_qubits || PyArray_DIM(states, 0) != batch) {
-        PyErr_Format(PyExc_ValueError, "states must have shape (%zd, %lld) for this circuit",
-                     batch, (long long)1 << v.c.n_qubits);
+    qode_dtype dtype = (qode_dtype)dtype_code;
+    if (dtype_code != QODE_COMPLEX64 && dtype_code != QODE_COMPLEX128) {
+        PyErr_SetString(PyExc_ValueError, "dtype must be complex64 or complex128");
         goto done;
+    }
+    if (states_obj != Py_None) {
+        int n;
+        states = states_from_object(states_obj, &n, &dtype);
+        if (states == NULL)
+            goto done;
+        if (n != v.c.n_qubits || PyArray_DIM(states, 0) != batch) {
+            PyErr_Format(PyExc_ValueError, "states must have shape (%zd, %lld) for this circuit",
+                         batch, (long long)1 << v.c.n_qubits);
+            goto done;
+        }
     }
     if (obs_spec != Py_None) {
         if (obs_from_spec(obs_spec, &ov) < 0)
@@ -454,7 +460,8 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
         gprob = as_array(gprob_obj, NPY_FLOAT64, 2, "gradient of the probabilities");
         if (gprob == NULL)
             goto done;
-        if (PyArray_DIM(gprob, 0) != batch || PyArray_DIM(gprob, 1) != PyArray_DIM(states, 1)) {
+        if (v.c.n_qubits > 62 || PyArray_DIM(gprob, 0) != batch ||
+            PyArray_DIM(gprob, 1) != ((npy_intp)1 << v.c.n_qubits)) {
             PyErr_SetString(PyExc_ValueError, "gradient of the probabilities must have shape "
                             "(batch, 2^n_qubits)");
             goto done;
@@ -470,7 +477,7 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
     qode_status st;
     Py_BEGIN_ALLOW_THREADS
     st = qode_qsim_adjoint_vjp(&v.c, dtype, batch, PyArray_DATA(data_a), PyArray_DATA(train_a),
-                               PyArray_DATA(states), have_obs ? &ov.o : NULL,
+                               states ? PyArray_DATA(states) : NULL, have_obs ? &ov.o : NULL,
                                gexp ? PyArray_DATA(gexp) : NULL,
                                gprob ? PyArray_DATA(gprob) : NULL, PyArray_DATA(gdata),
                                PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
@@ -494,7 +501,84 @@ done:
     return result;
 }
 
+static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
+{
+    PyObject *spec, *data, *trainable, *obs_spec;
+    int dtype_code, want_probs, want_states, n_threads;
+    if (!PyArg_ParseTuple(args, "OOOiOppi", &spec, &data, &trainable, &dtype_code, &obs_spec,
+                          &want_probs, &want_states, &n_threads))
+        return NULL;
+    if (dtype_code != QODE_COMPLEX64 && dtype_code != QODE_COMPLEX128) {
+        PyErr_SetString(PyExc_ValueError, "dtype must be complex64 or complex128");
+        return NULL;
+    }
+    PyObject *result = NULL;
+    circuit_view v;
+    obs_view ov;
+    int have_obs = 0;
+    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL;
+    if (circuit_from_spec(spec, &v) < 0)
+        return NULL;
+    if (params_from_objects(&v, data, trainable, &data_a, &train_a) < 0)
+        goto done;
+    char msg[MSG_LEN] = "";
+    qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
+    if (st != QODE_OK) {
+        raise_quantum(st, msg);
+        goto done;
+    }
+    npy_intp batch = PyArray_DIM(data_a, 0);
+    if (obs_spec != Py_None) {
+        if (obs_from_spec(obs_spec, &ov) < 0)
+            goto done;
+        have_obs = 1;
+        npy_intp dims[2] = {batch, ov.o.n_obs};
+        if ((ev = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)) == NULL)
+            goto done;
+    }
+    if (want_probs || want_states) {
+        /* checks the size against memory and names the bytes if too large */
+        states = new_states(v.c.n_qubits, want_states ? batch : 1, (qode_dtype)dtype_code,
+                            want_probs ? 8.0 * (double)batch * (double)((npy_intp)1 << v.c.n_qubits)
+                                       : 0.0);
+        if (states == NULL)
+            goto done;
+        if (!want_states)
+            Py_CLEAR(states);
+    }
+    if (want_probs) {
+        npy_intp dims[2] = {batch, (npy_intp)1 << v.c.n_qubits};
+        if ((pr = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)) == NULL)
+            goto done;
+    }
+    Py_BEGIN_ALLOW_THREADS
+    st = qode_qsim_forward(&v.c, (qode_dtype)dtype_code, batch, PyArray_DATA(data_a),
+                           PyArray_DATA(train_a), have_obs ? &ov.o : NULL,
+                           ev ? PyArray_DATA(ev) : NULL, pr ? PyArray_DATA(pr) : NULL,
+                           states ? PyArray_DATA(states) : NULL, n_threads, msg, sizeof msg);
+    Py_END_ALLOW_THREADS
+    if (st != QODE_OK) {
+        raise_quantum(st, msg);
+        goto done;
+    }
+    result = Py_BuildValue("OOO", states ? (PyObject *)states : Py_None,
+                           ev ? (PyObject *)ev : Py_None, pr ? (PyObject *)pr : Py_None);
+done:
+    Py_XDECREF(data_a);
+    Py_XDECREF(train_a);
+    Py_XDECREF(states);
+    Py_XDECREF(ev);
+    Py_XDECREF(pr);
+    if (have_obs)
+        obs_release(&ov);
+    circuit_release(&v);
+    return result;
+}
+
 PyMethodDef qode_quantum_methods[] = {
+    {"qsim_forward", py_qsim_forward, METH_VARARGS,
+     "qsim_forward(spec, data, trainable, dtype_code, obs_spec|None, want_probs, want_states, "
+     "n_threads) -> (states|None, expval|None, probs|None)"},
     {"qsim_run", py_qsim_run, METH_VARARGS,
      "qsim_run(spec, data, trainable, dtype_code, n_threads) -> states (batch, 2^n)"},
     {"qsim_expval", py_qsim_expval, METH_VARARGS,
@@ -504,7 +588,7 @@ PyMethodDef qode_quantum_methods[] = {
     {"qsim_sample", py_qsim_sample, METH_VARARGS,
      "qsim_sample(states, shots, seed, n_threads) -> (batch, shots) int64 basis indices"},
     {"qsim_adjoint_vjp", py_qsim_adjoint_vjp, METH_VARARGS,
-     "qsim_adjoint_vjp(spec, data, trainable, states, obs_spec|None, grad_expval|None, "
-     "grad_probs|None, n_threads) -> (grad_data, grad_trainable)"},
+     "qsim_adjoint_vjp(spec, data, trainable, dtype_code, states|None, obs_spec|None, "
+     "grad_expval|None, grad_probs|None, n_threads) -> (grad_data, grad_trainable)"},
     {NULL, NULL, 0, NULL},
 };

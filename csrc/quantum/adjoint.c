@@ -19,6 +19,7 @@
 #include "quantum/parallel.h"
 #include "quantum/prepare.h"
 #include "quantum/simulate.h"
+#include "quantum/tiled.h"
 
 typedef struct {
     const qode_circuit *c;
@@ -30,9 +31,12 @@ typedef struct {
     const double *grad_expval;
     const double *grad_probs;
     double *grad_data;
-    double *grad_trainable_per_thread; /* n_threads x n_trainable */
-    char *work;                        /* n_threads x 2 states */
+    double *grad_trainable_per_thread; /* n_threads x train_stride */
+    size_t train_stride;
+    double *work;                      /* per thread: 2 states, or 4 tile states */
+    size_t work_doubles;               /* per thread */
     const qode_prepared_gate *prepared;
+    int64_t batch;
 } vjp_ctx;
 
 /* lam <- M psi for circuit row b. */
@@ -68,24 +72,45 @@ static void seed_lambda(const vjp_ctx *x, int64_t b, const void *psi, void *lam)
     }
 }
 
+static void vjp_tiles(void *arg, int thread, int64_t t0, int64_t t1)
+{
+    const vjp_ctx *x = (const vjp_ctx *)arg;
+    double *work = x->work + (size_t)thread * x->work_doubles;
+    double *gtrain = x->grad_trainable_per_thread + (size_t)thread * x->train_stride;
+    for (int64_t t = t0; t < t1; t++) {
+        qode_tile_job job = {x->c, x->prepared, x->data, x->trainable, t * QODE_TILE_LANES, 0};
+        int64_t left = x->batch - job.b0;
+        job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
+        qode_tile_adjoint(&job, x->obs, x->grad_expval, x->grad_probs, work, x->grad_data,
+                          gtrain);
+    }
+}
+
 static void vjp_rows(void *arg, int thread, int64_t b0, int64_t b1)
 {
     const vjp_ctx *x = (const vjp_ctx *)arg;
     const qode_circuit *c = x->c;
     int n = c->n_qubits;
     size_t state_bytes = qode_dtype_size(x->dtype) << n;
-    void *phi = x->work + (size_t)thread * 2 * state_bytes;
+    void *phi = x->work + (size_t)thread * x->work_doubles;
     void *lam = (char *)phi + state_bytes;
-    double *gtrain = x->grad_trainable_per_thread + (size_t)thread * c->n_trainable;
+    double *gtrain = x->grad_trainable_per_thread + (size_t)thread * x->train_stride;
     qode_prepared_gate scratch;
     for (int64_t b = b0; b < b1; b++) {
-        const void *psi = x->states + (size_t)b * state_bytes;
         const double *row = c->n_data > 0 ? x->data + (size_t)b * c->n_data : NULL;
         double *grow = c->n_data > 0 ? x->grad_data + (size_t)b * c->n_data : NULL;
         if (grow != NULL)
             memset(grow, 0, sizeof(double) * c->n_data);
-        memcpy(phi, psi, state_bytes);
-        seed_lambda(x, b, psi, lam);
+        if (x->states != NULL) {
+            memcpy(phi, x->states + (size_t)b * state_bytes, state_bytes);
+        } else { /* recompute psi_b */
+            qode_state_set_zero_state(phi, x->dtype, n);
+            for (int32_t k = 0; k < c->n_ops; k++)
+                qode_state_apply(phi, x->dtype, n,
+                                 &qode_prepared_op(c, x->prepared, k, row, x->trainable, 0,
+                                                   &scratch)->forward);
+        }
+        seed_lambda(x, b, phi, lam);
         for (int32_t k = c->n_ops - 1; k >= 0; k--) {
             const qode_op *op = &c->ops[k];
             const qode_prepared_gate *g =
@@ -135,14 +160,21 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     if (obs != NULL && (st = qode_observables_validate(obs, c->n_qubits, msg, len)) != QODE_OK)
         return st;
 
-    size_t dim = (size_t)1 << c->n_qubits;
+    int n = c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    int tiled = qode_qsim_uses_tiles(n, batch);
     double terms = obs != NULL ? (double)obs->term_start[obs->n_obs] : 0.0;
-    double work = (double)dim * (3.0 * c->n_ops + terms + 2.0);
-    int threads = qode_batch_threads(n_threads, batch, work);
-    size_t work_bytes = 2 * qode_dtype_size(dtype) * dim * (size_t)threads;
-    char *workspace = malloc(work_bytes);
-    double *gtrain = calloc((size_t)threads * (c->n_trainable > 0 ? c->n_trainable : 1),
-                            sizeof(double));
+    double work_per_row = (double)dim * (4.0 * c->n_ops + terms + 2.0);
+    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
+    int threads = qode_batch_threads(n_threads, units,
+                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
+    /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
+    size_t work_doubles = tiled ? 2 * qode_tile_state_doubles(n) : 4 * dim;
+    size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
+    double *workspace = malloc(work_bytes);
+    /* each thread's trainable sums on its own cache lines */
+    size_t train_stride = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
+    double *gtrain = calloc((size_t)threads * train_stride, sizeof(double));
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
     if (workspace == NULL || gtrain == NULL || prepared == NULL) {
         free(workspace);
@@ -153,12 +185,13 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
         return QODE_ERR_NO_MEMORY;
     }
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
-                 grad_probs, grad_data, gtrain, workspace, prepared};
-    st = qode_batch_run(vjp_rows, &x, batch, threads);
+                 grad_probs, grad_data, gtrain, train_stride, workspace, work_doubles,
+                 prepared, batch};
+    st = qode_batch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     for (int32_t i = 0; i < c->n_trainable; i++) {
         double total = 0.0;
         for (int t = 0; t < threads; t++)
-            total += gtrain[(size_t)t * c->n_trainable + i];
+            total += gtrain[(size_t)t * train_stride + i];
         grad_trainable[i] = total;
     }
     free(workspace);

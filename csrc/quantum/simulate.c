@@ -6,6 +6,7 @@
 #include "quantum/parallel.h"
 #include "quantum/prepare.h"
 #include "quantum/simulate.h"
+#include "quantum/tiled.h"
 
 static qode_status check_dtype(qode_dtype dtype, char *msg, size_t len)
 {
@@ -34,31 +35,76 @@ typedef struct {
     qode_dtype dtype;
     const double *data;
     const double *trainable;
-    char *states;
     const qode_prepared_gate *prepared;
+    const qode_observables *obs;
+    double *expval;
+    double *probs;
+    char *states;   /* may be NULL: then `work` holds one state per thread */
+    double *work;   /* tiled: one tile state per thread; else one state if states == NULL */
+    size_t work_doubles;
+    int tiled;
+    int64_t batch_size;
 } run_ctx;
 
+/* One circuit at a time (large n, or a batch of one). */
 static void run_rows(void *arg, int thread, int64_t b0, int64_t b1)
 {
     const run_ctx *x = (const run_ctx *)arg;
     const qode_circuit *c = x->c;
-    size_t state_bytes = qode_dtype_size(x->dtype) << c->n_qubits;
+    int n = c->n_qubits;
+    size_t dim = (size_t)1 << n, state_bytes = qode_dtype_size(x->dtype) * dim;
     qode_prepared_gate scratch;
     for (int64_t b = b0; b < b1; b++) {
-        void *s = x->states + (size_t)b * state_bytes;
+        void *s = x->states != NULL ? x->states + (size_t)b * state_bytes
+                                    : (void *)(x->work + (size_t)thread * x->work_doubles);
         const double *row = c->n_data > 0 ? x->data + (size_t)b * c->n_data : NULL;
-        qode_state_set_zero_state(s, x->dtype, c->n_qubits);
+        qode_state_set_zero_state(s, x->dtype, n);
         for (int32_t k = 0; k < c->n_ops; k++) {
             const qode_prepared_gate *g =
                 qode_prepared_op(c, x->prepared, k, row, x->trainable, 0, &scratch);
-            qode_state_apply(s, x->dtype, c->n_qubits, &g->forward);
+            qode_state_apply(s, x->dtype, n, &g->forward);
         }
+        if (x->expval != NULL) {
+            const qode_observables *o = x->obs;
+            for (int32_t k = 0; k < o->n_obs; k++) {
+                double v = 0.0;
+                for (int64_t t = o->term_start[k]; t < o->term_start[k + 1]; t++)
+                    v += o->coeff[t] * qode_state_expval_pauli(s, x->dtype, n, o->x_mask[t],
+                                                               o->z_mask[t]);
+                x->expval[(size_t)b * o->n_obs + k] = v;
+            }
+        }
+        if (x->probs != NULL)
+            qode_state_probabilities(s, x->dtype, n, x->probs + (size_t)b * dim);
     }
 }
 
-qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                          const double *data, const double *trainable, void *states,
-                          int n_threads, char *msg, size_t len)
+/* QODE_TILE_LANES circuits at a time; rows [b0, b1) are whole tiles except
+ * possibly the last of the batch. */
+static void run_tiles(void *arg, int thread, int64_t t0, int64_t t1)
+{
+    const run_ctx *x = (const run_ctx *)arg;
+    double *re = x->work + (size_t)thread * x->work_doubles;
+    double *im = re + x->work_doubles / 2;
+    int64_t batch = x->batch_size;
+    for (int64_t t = t0; t < t1; t++) {
+        qode_tile_job job = {x->c, x->prepared, x->data, x->trainable, t * QODE_TILE_LANES, 0};
+        int64_t left = batch - job.b0;
+        job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
+        qode_tile_forward(&job, re, im);
+        qode_tile_readout(&job, re, im, x->obs, x->expval, x->probs, x->states, x->dtype);
+    }
+}
+
+int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch)
+{
+    return n_qubits <= QODE_TILE_MAX_QUBITS && batch > 1;
+}
+
+qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
+                              const double *data, const double *trainable,
+                              const qode_observables *obs, double *expval, double *probs,
+                              void *states, int n_threads, char *msg, size_t len)
 {
     qode_status st;
     size_t bytes;
@@ -68,14 +114,54 @@ qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch
         (st = qode_state_bytes(c->n_qubits, batch, dtype, &bytes, msg, len)) != QODE_OK ||
         (st = qode_circuit_check_params(c, batch, data, trainable, msg, len)) != QODE_OK)
         return st;
+    if (expval != NULL) {
+        if (obs == NULL) {
+            if (msg != NULL && len > 0)
+                snprintf(msg, len, "expectation values requested without observables");
+            return QODE_ERR_INVALID_ARGUMENT;
+        }
+        if ((st = qode_observables_validate(obs, c->n_qubits, msg, len)) != QODE_OK)
+            return st;
+    }
+    int n = c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    int tiled = qode_qsim_uses_tiles(n, batch);
+    double terms = (expval != NULL) ? (double)obs->term_start[obs->n_obs] : 0.0;
+    double work_per_row = (double)dim * (c->n_ops + terms + 1);
+    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
+    int threads = qode_batch_threads(n_threads, units,
+                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
+    size_t work_doubles = tiled ? qode_tile_state_doubles(n)
+                                : (states == NULL ? 2 * dim : 0);
+    double *work = NULL;
+    if (work_doubles > 0) {
+        work = malloc(sizeof(double) * work_doubles * (size_t)threads);
+        if (work == NULL) {
+            if (msg != NULL && len > 0)
+                snprintf(msg, len, "the simulation needs %zu bytes of work space",
+                         sizeof(double) * work_doubles * (size_t)threads);
+            return QODE_ERR_NO_MEMORY;
+        }
+    }
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
-    if (prepared == NULL)
+    if (prepared == NULL) {
+        free(work);
         return QODE_ERR_NO_MEMORY;
-    run_ctx x = {c, dtype, data, trainable, (char *)states, prepared};
-    double work = (double)((uint64_t)1 << c->n_qubits) * (c->n_ops + 1);
-    st = qode_batch_run(run_rows, &x, batch, qode_batch_threads(n_threads, batch, work));
+    }
+    run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
+                 work, work_doubles, tiled, batch};
+    st = qode_batch_run(tiled ? run_tiles : run_rows, &x, units, threads);
     free(prepared);
+    free(work);
     return st;
+}
+
+qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch,
+                          const double *data, const double *trainable, void *states,
+                          int n_threads, char *msg, size_t len)
+{
+    return qode_qsim_forward(c, dtype, batch, data, trainable, NULL, NULL, NULL, states,
+                             n_threads, msg, len);
 }
 
 /* ---- expectation values --------------------------------------------------- */

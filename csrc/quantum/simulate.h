@@ -18,7 +18,22 @@
 
 #include "quantum/circuit.h"
 
-/* states[b] <- U_b |0...0> for every circuit b. */
+/* Simulates every circuit b of the batch, U_b |0...0>, and writes the
+ * read-outs that are requested (non-NULL):
+ *   expval  batch x obs->n_obs   <psi_b| O_k |psi_b>
+ *   probs   batch x 2^n          |psi_b[i]|^2
+ *   states  batch x 2^n complex  psi_b
+ * Small circuits (n <= 10) of a batch run QODE_TILE_LANES at a time with
+ * vectorised kernels (tiled.h); others one at a time. */
+qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
+                              const double *data, const double *trainable,
+                              const qode_observables *obs, double *expval, double *probs,
+                              void *states, int n_threads, char *msg, size_t msg_len);
+
+/* 1 if qode_qsim_forward / qode_qsim_adjoint_vjp use the tiled path. */
+int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch);
+
+/* states[b] <- U_b |0...0> for every circuit b (qode_qsim_forward, states only). */
 qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                           const double *data, const double *trainable, void *states,
                           int n_threads, char *msg, size_t msg_len);
@@ -41,7 +56,8 @@ qode_status qode_qsim_sample(qode_dtype dtype, int32_t n_qubits, int64_t batch,
                              int n_threads, char *msg, size_t msg_len);
 
 /* Adjoint-method vector-Jacobian product (Jones & Gacon, arXiv:2009.02823).
- * Given the final states of qode_qsim_run and upstream gradients
+ * Given the final states of qode_qsim_run (or NULL: then they are recomputed,
+ * which the tiled path always does) and upstream gradients
  *   grad_expval  batch x obs->n_obs  (dL/d<O_k>; NULL = zero; obs may be NULL)
  *   grad_probs   batch x 2^n         (dL/dp_i;   NULL = zero)
  * writes

@@ -101,16 +101,16 @@ class _Runner:
         self.n_threads = int(n_threads)
 
     def forward(self, data: np.ndarray, weights: np.ndarray):
-        states = _C.qsim_run(self.spec, data, weights, self.dtype_code, self.n_threads)
-        ev = (_C.qsim_expval(self.obs_spec, states, self.n_threads) if self.obs_spec is not None
-              else np.zeros((data.shape[0], 0)))
-        pr = (_C.qsim_probs(states, self.n_threads) if self.want_probs
-              else np.zeros((data.shape[0], 0)))
-        return states, ev, pr
+        """(expvals (B, n_obs), probs (B, 2^n)); unrequested ones are (B, 0)."""
+        _, ev, pr = _C.qsim_forward(self.spec, data, weights, self.dtype_code, self.obs_spec,
+                                    self.want_probs, False, self.n_threads)
+        empty = np.zeros((data.shape[0], 0))
+        return (ev if ev is not None else empty), (pr if pr is not None else empty)
 
-    def vjp(self, data, weights, states, grad_ev, grad_pr):
-        return _C.qsim_adjoint_vjp(self.spec, data, weights, states, self.obs_spec,
-                                   grad_ev, grad_pr, self.n_threads)
+    def vjp(self, data, weights, grad_ev, grad_pr):
+        """Adjoint sweep (the final states are recomputed in C)."""
+        return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None,
+                                   self.obs_spec, grad_ev, grad_pr, self.n_threads)
 
 
 if torch is not None:
@@ -122,8 +122,8 @@ if torch is not None:
         @staticmethod
         def forward(ctx, data, weights, runner):
             d, w = _as_numpy(data), _as_numpy(weights)
-            states, ev, pr = runner.forward(d, w)
-            ctx.runner, ctx.states, ctx.d, ctx.w = runner, states, d, w
+            ev, pr = runner.forward(d, w)
+            ctx.runner, ctx.d, ctx.w = runner, d, w
             out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
             return (torch.from_numpy(ev).to(out_dtype), torch.from_numpy(pr).to(out_dtype))
 
@@ -135,7 +135,7 @@ if torch is not None:
             g_pr = _as_numpy(grad_pr) if (grad_pr is not None and runner.want_probs) else None
             if g_ev is None and g_pr is None:
                 return None, None, None
-            gd, gw = runner.vjp(ctx.d, ctx.w, ctx.states, g_ev, g_pr)
+            gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
             data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
             return (torch.from_numpy(gd) if data else None,
                     torch.from_numpy(gw) if weights else None, None)
@@ -154,7 +154,7 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
         ev, pr = _CircuitFunction.apply(data, weights, runner)
         ev, pr = ev.to(ref.dtype), pr.to(ref.dtype)
     else:
-        _, ev, pr = runner.forward(data, weights)
+        ev, pr = runner.forward(data, weights)
         if state_dtype == "complex64":
             ev, pr = ev.astype(np.float32), pr.astype(np.float32)
     return batch_shape, ev, pr

@@ -1,0 +1,60 @@
+/* The batched path for small circuits: QODE_TILE_LANES circuits at a time.
+ *
+ * A circuit of a few qubits has so few amplitudes (16 for 4 qubits) that a
+ * loop over them cannot use the vector units, and per-gate overheads dominate.
+ * Here the state vectors of QODE_TILE_LANES circuits are interleaved, amplitude
+ * by amplitude ("lanes", as in SIMD), with real and imaginary parts in separate
+ * planes:
+ *     re[i * LANES + l], im[i * LANES + l]   (amplitude i of circuit l).
+ * Each gate then updates all lanes of an amplitude pair in one short loop that
+ * the compiler vectorises, every lane with its own gate matrix (the circuits
+ * differ in their data angles).  Arithmetic is in double for both state
+ * dtypes; complex64 results are rounded when stored.
+ *
+ * Used by forward.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and the
+ * batch has more than one circuit.
+ */
+#ifndef QODE_QUANTUM_TILED_H
+#define QODE_QUANTUM_TILED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quantum/circuit.h"
+#include "quantum/prepare.h"
+
+#define QODE_TILE_LANES 8
+#define QODE_TILE_MAX_QUBITS 10
+
+/* Doubles of work space one tile state needs (both planes). */
+size_t qode_tile_state_doubles(int n_qubits);
+
+/* Everything one tile computation reads; rows [b0, b0 + valid) of the batch. */
+typedef struct {
+    const qode_circuit *c;
+    const qode_prepared_gate *prepared;
+    const double *data;
+    const double *trainable;
+    int64_t b0;
+    int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
+} qode_tile_job;
+
+/* Runs the circuits of the tile from |0...0> into (re, im). */
+void qode_tile_forward(const qode_tile_job *job, double *re, double *im);
+
+/* Read-outs of a simulated tile (each may be NULL):
+ *   expval  rows b0.. of a (batch, n_obs) matrix,
+ *   probs   rows b0.. of a (batch, 2^n) matrix,
+ *   states  rows b0.. of a (batch, 2^n) complex matrix of dtype. */
+void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
+                       const qode_observables *obs, double *expval, double *probs,
+                       void *states, qode_dtype dtype);
+
+/* Adjoint sweep for a tile.  Work space: 4 * qode_tile_state_doubles(n).
+ * Adds the trainable gradients (summed over the valid lanes) into
+ * grad_trainable and writes rows b0.. of grad_data. */
+void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
+                       const double *grad_expval, const double *grad_probs, double *work,
+                       double *grad_data, double *grad_trainable);
+
+#endif /* QODE_QUANTUM_TILED_H */
