@@ -37,6 +37,7 @@ typedef struct {
     size_t work_doubles;               /* per thread */
     const qode_prepared_gate *prepared;
     int64_t batch;
+    const qode_tile_schedule *sched;
 } vjp_ctx;
 
 /* lam <- M psi for circuit row b. */
@@ -78,7 +79,8 @@ static void vjp_tiles(void *arg, int thread, int64_t t0, int64_t t1)
     double *work = x->work + (size_t)thread * x->work_doubles;
     double *gtrain = x->grad_trainable_per_thread + (size_t)thread * x->train_stride;
     for (int64_t t = t0; t < t1; t++) {
-        qode_tile_job job = {x->c, x->prepared, x->data, x->trainable, t * QODE_TILE_LANES, 0};
+        qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
+                             t * QODE_TILE_LANES, 0};
         int64_t left = x->batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
         qode_tile_adjoint(&job, x->obs, x->grad_expval, x->grad_probs, work, x->grad_data,
@@ -169,7 +171,10 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     int threads = qode_batch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
-    size_t work_doubles = tiled ? 2 * qode_tile_state_doubles(n) : 4 * dim;
+    qode_tile_schedule *sched = tiled ? qode_tile_schedule_new(c) : NULL;
+    if (tiled && sched == NULL)
+        return QODE_ERR_NO_MEMORY;
+    size_t work_doubles = tiled ? qode_tile_work_doubles(sched, n, 1) : 4 * dim;
     size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
     double *workspace = malloc(work_bytes);
     /* each thread's trainable sums on its own cache lines */
@@ -180,13 +185,14 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
         free(workspace);
         free(gtrain);
         free(prepared);
+        qode_tile_schedule_free(sched);
         if (msg != NULL && len > 0)
             snprintf(msg, len, "the adjoint sweep needs %zu bytes of work space", work_bytes);
         return QODE_ERR_NO_MEMORY;
     }
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
                  grad_probs, grad_data, gtrain, train_stride, workspace, work_doubles,
-                 prepared, batch};
+                 prepared, batch, sched};
     st = qode_batch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     for (int32_t i = 0; i < c->n_trainable; i++) {
         double total = 0.0;
@@ -197,5 +203,6 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     free(workspace);
     free(gtrain);
     free(prepared);
+    qode_tile_schedule_free(sched);
     return st;
 }

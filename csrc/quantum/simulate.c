@@ -44,6 +44,7 @@ typedef struct {
     size_t work_doubles;
     int tiled;
     int64_t batch_size;
+    const qode_tile_schedule *sched;
 } run_ctx;
 
 /* One circuit at a time (large n, or a batch of one). */
@@ -85,13 +86,15 @@ static void run_tiles(void *arg, int thread, int64_t t0, int64_t t1)
 {
     const run_ctx *x = (const run_ctx *)arg;
     double *re = x->work + (size_t)thread * x->work_doubles;
-    double *im = re + x->work_doubles / 2;
+    double *im = re + qode_tile_state_doubles(x->c->n_qubits) / 2;
+    double *rest = re + qode_tile_state_doubles(x->c->n_qubits);
     int64_t batch = x->batch_size;
     for (int64_t t = t0; t < t1; t++) {
-        qode_tile_job job = {x->c, x->prepared, x->data, x->trainable, t * QODE_TILE_LANES, 0};
+        qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
+                             t * QODE_TILE_LANES, 0};
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
-        qode_tile_forward(&job, re, im);
+        qode_tile_forward(&job, re, im, rest);
         qode_tile_readout(&job, re, im, x->obs, x->expval, x->probs, x->states, x->dtype);
     }
 }
@@ -131,7 +134,10 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
     int threads = qode_batch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
-    size_t work_doubles = tiled ? qode_tile_state_doubles(n)
+    qode_tile_schedule *sched = tiled ? qode_tile_schedule_new(c) : NULL;
+    if (tiled && sched == NULL)
+        return QODE_ERR_NO_MEMORY;
+    size_t work_doubles = tiled ? qode_tile_work_doubles(sched, n, 0)
                                 : (states == NULL ? 2 * dim : 0);
     double *work = NULL;
     if (work_doubles > 0) {
@@ -140,19 +146,22 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
             if (msg != NULL && len > 0)
                 snprintf(msg, len, "the simulation needs %zu bytes of work space",
                          sizeof(double) * work_doubles * (size_t)threads);
+            qode_tile_schedule_free(sched);
             return QODE_ERR_NO_MEMORY;
         }
     }
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
     if (prepared == NULL) {
         free(work);
+        qode_tile_schedule_free(sched);
         return QODE_ERR_NO_MEMORY;
     }
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
-                 work, work_doubles, tiled, batch};
+                 work, work_doubles, tiled, batch, sched};
     st = qode_batch_run(tiled ? run_tiles : run_rows, &x, units, threads);
     free(prepared);
     free(work);
+    qode_tile_schedule_free(sched);
     return st;
 }
 

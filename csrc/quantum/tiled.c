@@ -4,11 +4,20 @@
  * arrays first, computes, then writes back: the loops over lanes then have no
  * possible aliasing and vectorise.  The kernels are compiled twice (AVX2/FMA
  * and baseline x86-64) and the right one is picked when the library loads. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "quantum/tiled.h"
 
 #define L QODE_TILE_LANES
+
+/* Four lanes as one vector (GCC/Clang vector extension).  aligned(8) allows
+ * unaligned access and may_alias lets it read and write double arrays.  The
+ * kernels work on NV such vectors per row of L lanes. */
+typedef double vec4 __attribute__((vector_size(32), aligned(8), may_alias));
+#define NV (L / 4)
+#define LD(p) (*(const vec4 *)(const void *)(p))
+#define ST(p, v) (*(vec4 *)(void *)(p) = (v))
 
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
 #define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
@@ -19,6 +28,118 @@
 size_t qode_tile_state_doubles(int n)
 {
     return (size_t)2 * L << n;
+}
+
+/* ---- schedule (gate fusion) ------------------------------------------------- */
+
+qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c)
+{
+    int n = c->n_qubits;
+    size_t ops = c->n_ops > 0 ? (size_t)c->n_ops : 1;
+    qode_tile_schedule *s = calloc(1, sizeof *s);
+    int32_t *pending = malloc(sizeof(int32_t) * ops * (size_t)n); /* per wire: op list */
+    int32_t *n_pending = calloc((size_t)n, sizeof(int32_t));
+    if (s != NULL) {
+        s->steps = malloc(sizeof(qode_tile_step) * 2 * ops);
+        s->block_ops = malloc(sizeof(int32_t) * ops);
+    }
+    if (s == NULL || pending == NULL || n_pending == NULL || s->steps == NULL ||
+        s->block_ops == NULL) {
+        free(pending);
+        free(n_pending);
+        qode_tile_schedule_free(s);
+        return NULL;
+    }
+    int32_t used = 0;
+#define FLUSH(w)                                                                   \
+    do {                                                                           \
+        if (n_pending[w] > 0) {                                                    \
+            qode_tile_step st = {-1, (w), used, n_pending[w]};                     \
+            memcpy(s->block_ops + used, pending + (size_t)(w) * ops,               \
+                   sizeof(int32_t) * n_pending[w]);                                \
+            used += n_pending[w];                                                  \
+            if (n_pending[w] > s->max_block)                                       \
+                s->max_block = n_pending[w];                                       \
+            s->steps[s->n_steps++] = st;                                           \
+            n_pending[w] = 0;                                                      \
+        }                                                                          \
+    } while (0)
+    for (int32_t k = 0; k < c->n_ops; k++) {
+        const qode_op *op = &c->ops[k];
+        int nw = qode_gate_wires(op->kind);
+        if (nw == 1) {
+            int w = op->wires[0];
+            pending[(size_t)w * ops + n_pending[w]++] = k;
+            continue;
+        }
+        for (int j = 0; j < nw; j++)
+            FLUSH(op->wires[j]);
+        qode_tile_step st = {k, -1, 0, 0};
+        s->steps[s->n_steps++] = st;
+    }
+    for (int w = 0; w < n; w++)
+        FLUSH(w);
+#undef FLUSH
+    free(pending);
+    free(n_pending);
+    return s;
+}
+
+void qode_tile_schedule_free(qode_tile_schedule *s)
+{
+    if (s == NULL)
+        return;
+    free(s->steps);
+    free(s->block_ops);
+    free(s);
+}
+
+/* Per-lane 2x2 matrices of one block: its gates U_j and suffix products. */
+static size_t block_scratch_doubles(const qode_tile_schedule *s)
+{
+    return (size_t)2 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
+}
+
+size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
+{
+    return (adjoint ? 2 : 1) * qode_tile_state_doubles(n) + block_scratch_doubles(s);
+}
+
+/* ---- 2x2 complex helpers (row-major, interleaved) ------------------------------ */
+
+/* Any one-qubit gate matrix as a dense 2x2. */
+static void gate_2x2(const qode_gate_matrix *g, double *out)
+{
+    if (g->form == QODE_FORM_DIAG1) {
+        out[0] = g->m[0]; out[1] = g->m[1]; out[2] = 0; out[3] = 0;
+        out[4] = 0; out[5] = 0; out[6] = g->m[2]; out[7] = g->m[3];
+    } else {
+        memcpy(out, g->m, 8 * sizeof(double));
+    }
+}
+
+/* out = a b (out may alias neither). */
+static void mul_2x2(const double *a, const double *b, double *out)
+{
+    for (int r = 0; r < 2; r++) {
+        for (int c = 0; c < 2; c++) {
+            double re = 0, im = 0;
+            for (int k = 0; k < 2; k++) {
+                double ar = a[2 * (2 * r + k)], ai = a[2 * (2 * r + k) + 1];
+                double br = b[2 * (2 * k + c)], bi = b[2 * (2 * k + c) + 1];
+                re += ar * br - ai * bi;
+                im += ar * bi + ai * br;
+            }
+            out[2 * (2 * r + c)] = re;
+            out[2 * (2 * r + c) + 1] = im;
+        }
+    }
+}
+
+static void identity_2x2(double *out)
+{
+    static const double id[8] = {1, 0, 0, 0, 0, 0, 1, 0};
+    memcpy(out, id, sizeof id);
 }
 
 /* Gate matrices of the L lanes, entry-major: r[k][l], i[k][l] for entry k. */
@@ -73,31 +194,29 @@ static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
     int pos[4];
     int np = fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
+    vec4 mr[4][NV], mi[4][NV];
+    for (int k = 0; k < 4; k++)
+        for (int v = 0; v < NV; v++) {
+            mr[k][v] = LD(m->r[k] + 4 * v);
+            mi[k][v] = LD(m->i[k] + 4 * v);
+        }
     for (uint64_t k = 0; k < count; k++) {
         uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
-        double *r0 = re + i0 * L, *q0 = im + i0 * L, *r1 = re + i1 * L, *q1 = im + i1 * L;
-        double ar[L], ai[L], br[L], bi[L], xr[L], xi[L], yr[L], yi[L];
-        memcpy(ar, r0, sizeof ar); memcpy(ai, q0, sizeof ai);
-        memcpy(br, r1, sizeof br); memcpy(bi, q1, sizeof bi);
-        /* Results go to local arrays first: the lane loops then touch only
-         * locals and the matrix, which the compiler can vectorise. */
-        if (real_matrix) {
-            for (int l = 0; l < L; l++) {
-                xr[l] = m->r[0][l] * ar[l] + m->r[1][l] * br[l];
-                xi[l] = m->r[0][l] * ai[l] + m->r[1][l] * bi[l];
-                yr[l] = m->r[2][l] * ar[l] + m->r[3][l] * br[l];
-                yi[l] = m->r[2][l] * ai[l] + m->r[3][l] * bi[l];
-            }
-        } else {
-            for (int l = 0; l < L; l++) {
-                xr[l] = m->r[0][l] * ar[l] - m->i[0][l] * ai[l] + m->r[1][l] * br[l] - m->i[1][l] * bi[l];
-                xi[l] = m->r[0][l] * ai[l] + m->i[0][l] * ar[l] + m->r[1][l] * bi[l] + m->i[1][l] * br[l];
-                yr[l] = m->r[2][l] * ar[l] - m->i[2][l] * ai[l] + m->r[3][l] * br[l] - m->i[3][l] * bi[l];
-                yi[l] = m->r[2][l] * ai[l] + m->i[2][l] * ar[l] + m->r[3][l] * bi[l] + m->i[3][l] * br[l];
+        for (int v = 0; v < NV; v++) {
+            size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
+            vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
+            if (real_matrix) {
+                ST(re + o0, mr[0][v] * ar + mr[1][v] * br);
+                ST(im + o0, mr[0][v] * ai + mr[1][v] * bi);
+                ST(re + o1, mr[2][v] * ar + mr[3][v] * br);
+                ST(im + o1, mr[2][v] * ai + mr[3][v] * bi);
+            } else {
+                ST(re + o0, mr[0][v] * ar - mi[0][v] * ai + mr[1][v] * br - mi[1][v] * bi);
+                ST(im + o0, mr[0][v] * ai + mi[0][v] * ar + mr[1][v] * bi + mi[1][v] * br);
+                ST(re + o1, mr[2][v] * ar - mi[2][v] * ai + mr[3][v] * br - mi[3][v] * bi);
+                ST(im + o1, mr[2][v] * ai + mi[2][v] * ar + mr[3][v] * bi + mi[3][v] * br);
             }
         }
-        memcpy(r0, xr, sizeof xr); memcpy(q0, xi, sizeof xi);
-        memcpy(r1, yr, sizeof yr); memcpy(q1, yi, sizeof yi);
     }
 }
 
@@ -107,19 +226,24 @@ static void tile_diag(double *re, double *im, int n, const qode_gate_matrix *g,
                       const lane_matrix *m, int first_is_one)
 {
     uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << g->target;
-    for (uint64_t i = 0; i < dim; i++) {
-        int bit = (i & stride) != 0;
-        if (!bit && first_is_one)
-            continue;
-        double *r = re + i * L, *q = im + i * L;
-        const double *dr = m->r[bit], *di = m->i[bit];
-        double ar[L], ai[L], xr[L], xi[L];
-        memcpy(ar, r, sizeof ar); memcpy(ai, q, sizeof ai);
-        for (int l = 0; l < L; l++) {
-            xr[l] = dr[l] * ar[l] - di[l] * ai[l];
-            xi[l] = dr[l] * ai[l] + di[l] * ar[l];
+    vec4 dr[2][NV], di[2][NV];
+    for (int b = 0; b < 2; b++)
+        for (int v = 0; v < NV; v++) {
+            dr[b][v] = LD(m->r[b] + 4 * v);
+            di[b][v] = LD(m->i[b] + 4 * v);
         }
-        memcpy(r, xr, sizeof xr); memcpy(q, xi, sizeof xi);
+    for (uint64_t base = 0; base < dim; base += 2 * stride) {
+        for (int b = first_is_one ? 1 : 0; b < 2; b++) {
+            uint64_t lo = base + (b ? stride : 0);
+            for (uint64_t i = lo; i < lo + stride; i++) {
+                for (int v = 0; v < NV; v++) {
+                    size_t o = i * L + 4 * v;
+                    vec4 ar = LD(re + o), ai = LD(im + o);
+                    ST(re + o, dr[b][v] * ar - di[b][v] * ai);
+                    ST(im + o, dr[b][v] * ai + di[b][v] * ar);
+                }
+            }
+        }
     }
 }
 
@@ -129,15 +253,13 @@ static void tile_flip(double *re, double *im, int n, const qode_gate_matrix *g)
     int pos[4];
     int np = fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
-    double tmp[L];
     for (uint64_t k = 0; k < count; k++) {
         uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
-        memcpy(tmp, re + i0 * L, sizeof tmp);
-        memcpy(re + i0 * L, re + i1 * L, sizeof tmp);
-        memcpy(re + i1 * L, tmp, sizeof tmp);
-        memcpy(tmp, im + i0 * L, sizeof tmp);
-        memcpy(im + i0 * L, im + i1 * L, sizeof tmp);
-        memcpy(im + i1 * L, tmp, sizeof tmp);
+        for (int v = 0; v < NV; v++) {
+            size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
+            vec4 a = LD(re + o0), b = LD(re + o1), c = LD(im + o0), d = LD(im + o1);
+            ST(re + o0, b); ST(re + o1, a); ST(im + o0, d); ST(im + o1, c);
+        }
     }
 }
 
@@ -223,7 +345,50 @@ static const double *lane_row(const qode_tile_job *job, int l)
     return job->data + (size_t)b * job->c->n_data;
 }
 
-void qode_tile_forward(const qode_tile_job *job, double *re, double *im)
+/* A dense 2x2 gate on one wire, given as per-lane matrices. */
+static void block_geometry(const qode_circuit *c, int wire, qode_gate_matrix *g)
+{
+    g->form = QODE_FORM_DENSE1;
+    g->target = c->n_qubits - 1 - wire;
+    g->target2 = -1;
+    g->ctrl_mask = 0;
+}
+
+/* Per-lane product of the forward matrices of a block: mats[l*8 .. l*8+7]. */
+static void block_product(const qode_tile_job *job, const qode_tile_step *st, double *mats)
+{
+    const qode_circuit *c = job->c;
+    qode_prepared_gate scratch;
+    for (int l = 0; l < L; l++) {
+        double acc[8], u[8], tmp[8];
+        identity_2x2(acc);
+        for (int32_t j = 0; j < st->count; j++) {
+            int32_t k = job->sched->block_ops[st->start + j];
+            gate_2x2(&qode_prepared_op(c, job->prepared, k, lane_row(job, l), job->trainable, 0,
+                                       &scratch)->forward, u);
+            mul_2x2(u, acc, tmp);
+            memcpy(acc, tmp, sizeof acc);
+        }
+        memcpy(mats + 8 * l, acc, sizeof acc);
+    }
+}
+
+/* Applies per-lane 2x2 matrices mats (8 doubles per lane) on one wire. */
+static void apply_lane_2x2(double *re, double *im, const qode_circuit *c, int wire,
+                           const double *mats)
+{
+    qode_gate_matrix geometry;
+    block_geometry(c, wire, &geometry);
+    lane_matrix m;
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < L; l++) {
+            m.r[k][l] = mats[8 * l + 2 * k];
+            m.i[k][l] = mats[8 * l + 2 * k + 1];
+        }
+    tile_pairs(re, im, c->n_qubits, &geometry, &m, all_imag_zero(&m, 4));
+}
+
+void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
 {
     const qode_circuit *c = job->c;
     int n = c->n_qubits;
@@ -234,10 +399,18 @@ void qode_tile_forward(const qode_tile_job *job, double *re, double *im)
         re[l] = 1.0;
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
-    for (int32_t k = 0; k < c->n_ops; k++) {
+    double mats[8 * L];
+    (void)work;
+    for (int32_t t = 0; t < job->sched->n_steps; t++) {
+        const qode_tile_step *st = &job->sched->steps[t];
+        if (st->op < 0) {
+            block_product(job, st, mats);
+            apply_lane_2x2(re, im, c, st->wire, mats);
+            continue;
+        }
         for (int l = 0; l < L; l++)
-            g[l] = &qode_prepared_op(c, job->prepared, k, lane_row(job, l), job->trainable, 0,
-                                     &scratch[l])->forward;
+            g[l] = &qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable,
+                                     0, &scratch[l])->forward;
         tile_apply(re, im, n, g);
     }
 }
@@ -245,23 +418,33 @@ void qode_tile_forward(const qode_tile_job *job, double *re, double *im)
 /* v[l] = <psi_l| P |psi_l> for the Pauli word (x, z). */
 SIMD_CLONES
 static void tile_pauli_expval(const double *re, const double *im, int n, uint64_t x,
-                              uint64_t z, double *v)
+                              uint64_t z, double *out)
 {
     uint64_t dim = (uint64_t)1 << n;
-    double sr[L] = {0}, si[L] = {0};
+    vec4 sr[NV], si[NV];
+    for (int v = 0; v < NV; v++) {
+        sr[v] = (vec4){0, 0, 0, 0};
+        si[v] = (vec4){0, 0, 0, 0};
+    }
     for (uint64_t i = 0; i < dim; i++) {
         uint64_t j = i ^ x;
         double sign = __builtin_parityll(i & z) ? -1.0 : 1.0;
-        const double *ri = re + i * L, *qi = im + i * L, *rj = re + j * L, *qj = im + j * L;
-        for (int l = 0; l < L; l++) {
+        for (int v = 0; v < NV; v++) {
+            vec4 ri = LD(re + i * L + 4 * v), qi = LD(im + i * L + 4 * v);
+            vec4 rj = LD(re + j * L + 4 * v), qj = LD(im + j * L + 4 * v);
             /* conj(psi_j) psi_i */
-            sr[l] += sign * (rj[l] * ri[l] + qj[l] * qi[l]);
-            si[l] += sign * (rj[l] * qi[l] - qj[l] * ri[l]);
+            sr[v] += sign * (rj * ri + qj * qi);
+            si[v] += sign * (rj * qi - qj * ri);
         }
     }
     int ny = __builtin_popcountll(x & z) & 3;
+    double a[L], b[L];
+    for (int v = 0; v < NV; v++) {
+        ST(a + 4 * v, sr[v]);
+        ST(b + 4 * v, si[v]);
+    }
     for (int l = 0; l < L; l++)
-        v[l] = ny == 0 ? sr[l] : ny == 1 ? -si[l] : ny == 2 ? -sr[l] : si[l];
+        out[l] = ny == 0 ? a[l] : ny == 1 ? -b[l] : ny == 2 ? -a[l] : b[l];
 }
 
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
@@ -318,19 +501,20 @@ static void tile_add_pauli(double *lr, double *li, const double *re, const doubl
                            uint64_t x, uint64_t z, const double *wr, const double *wi)
 {
     uint64_t dim = (uint64_t)1 << n;
+    vec4 ar[NV], ai[NV];
+    for (int v = 0; v < NV; v++) {
+        ar[v] = LD(wr + 4 * v);
+        ai[v] = LD(wi + 4 * v);
+    }
     for (uint64_t i = 0; i < dim; i++) {
         uint64_t j = i ^ x;
         double sign = __builtin_parityll(i & z) ? -1.0 : 1.0;
-        const double *ri = re + i * L, *qi = im + i * L;
-        double *rj = lr + j * L, *qj = li + j * L;
-        double xr[L], xi[L], pr[L], pq[L];
-        memcpy(pr, ri, sizeof pr); memcpy(pq, qi, sizeof pq);
-        memcpy(xr, rj, sizeof xr); memcpy(xi, qj, sizeof xi);
-        for (int l = 0; l < L; l++) {
-            xr[l] += sign * (wr[l] * pr[l] - wi[l] * pq[l]);
-            xi[l] += sign * (wr[l] * pq[l] + wi[l] * pr[l]);
+        for (int v = 0; v < NV; v++) {
+            vec4 pr = LD(re + i * L + 4 * v), pq = LD(im + i * L + 4 * v);
+            vec4 xr = LD(lr + j * L + 4 * v), xi = LD(li + j * L + 4 * v);
+            ST(lr + j * L + 4 * v, xr + sign * (ar[v] * pr - ai[v] * pq));
+            ST(li + j * L + 4 * v, xi + sign * (ar[v] * pq + ai[v] * pr));
         }
-        memcpy(rj, xr, sizeof xr); memcpy(qj, xi, sizeof xi);
     }
 }
 
@@ -344,21 +528,31 @@ static void tile_inner_pairs(const double *lr, const double *li, const double *r
     int pos[4];
     int np = fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
-    double s[L] = {0};
-    for (uint64_t k = 0; k < count; k++) {
-        uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
-        const double *ar = re + i0 * L, *ai = im + i0 * L, *br = re + i1 * L, *bi = im + i1 * L;
-        const double *l0r = lr + i0 * L, *l0i = li + i0 * L, *l1r = lr + i1 * L, *l1i = li + i1 * L;
-        for (int l = 0; l < L; l++) {
-            double g0r = m->r[0][l] * ar[l] - m->i[0][l] * ai[l] + m->r[1][l] * br[l] - m->i[1][l] * bi[l];
-            double g0i = m->r[0][l] * ai[l] + m->i[0][l] * ar[l] + m->r[1][l] * bi[l] + m->i[1][l] * br[l];
-            double g1r = m->r[2][l] * ar[l] - m->i[2][l] * ai[l] + m->r[3][l] * br[l] - m->i[3][l] * bi[l];
-            double g1i = m->r[2][l] * ai[l] + m->i[2][l] * ar[l] + m->r[3][l] * bi[l] + m->i[3][l] * br[l];
-            s[l] += l0r[l] * g0r + l0i[l] * g0i + l1r[l] * g1r + l1i[l] * g1i;
+    vec4 mr[4][NV], mi[4][NV], s[NV];
+    for (int v = 0; v < NV; v++) {
+        s[v] = (vec4){0, 0, 0, 0};
+        for (int k = 0; k < 4; k++) {
+            mr[k][v] = LD(m->r[k] + 4 * v);
+            mi[k][v] = LD(m->i[k] + 4 * v);
         }
     }
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
+        for (int v = 0; v < NV; v++) {
+            size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
+            vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
+            vec4 g0r = mr[0][v] * ar - mi[0][v] * ai + mr[1][v] * br - mi[1][v] * bi;
+            vec4 g0i = mr[0][v] * ai + mi[0][v] * ar + mr[1][v] * bi + mi[1][v] * br;
+            vec4 g1r = mr[2][v] * ar - mi[2][v] * ai + mr[3][v] * br - mi[3][v] * bi;
+            vec4 g1i = mr[2][v] * ai + mi[2][v] * ar + mr[3][v] * bi + mi[3][v] * br;
+            s[v] += LD(lr + o0) * g0r + LD(li + o0) * g0i + LD(lr + o1) * g1r + LD(li + o1) * g1i;
+        }
+    }
+    double t[L];
+    for (int v = 0; v < NV; v++)
+        ST(t + 4 * v, s[v]);
     for (int l = 0; l < L; l++)
-        acc[l] += s[l];
+        acc[l] += t[l];
 }
 
 SIMD_CLONES
@@ -455,6 +649,135 @@ static void seed_lambda(const qode_tile_job *job, const qode_observables *obs,
     }
 }
 
+/* R[b][a] = sum over pairs of phi_b conj(lam_a) per lane (b, a: the value of
+ * the target bit), the reduced 2x2 matrix from which <lam| (1 x D) |phi> =
+ * sum_ab D_ab R[b][a] follows for any 2x2 D on that wire.  out[8 * l + 2 * (2 b + a)]. */
+SIMD_CLONES
+static void tile_reduced(const double *lr, const double *li, const double *re, const double *im,
+                         int n, int target, double *out)
+{
+    uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << target;
+    vec4 acc[8][NV];
+    for (int k = 0; k < 8; k++)
+        for (int v = 0; v < NV; v++)
+            acc[k][v] = (vec4){0, 0, 0, 0};
+    for (uint64_t base = 0; base < dim; base += 2 * stride) {
+        for (uint64_t i = base; i < base + stride; i++) {
+            size_t o[2] = {i * L, (i + stride) * L};
+            for (int v = 0; v < NV; v++) {
+                vec4 pr[2], pi[2], xr[2], xi[2];
+                for (int b = 0; b < 2; b++) {
+                    pr[b] = LD(re + o[b] + 4 * v); pi[b] = LD(im + o[b] + 4 * v);
+                    xr[b] = LD(lr + o[b] + 4 * v); xi[b] = LD(li + o[b] + 4 * v);
+                }
+                for (int b = 0; b < 2; b++)
+                    for (int a = 0; a < 2; a++) {
+                        /* phi_b conj(lam_a) */
+                        acc[2 * (2 * b + a)][v] += pr[b] * xr[a] + pi[b] * xi[a];
+                        acc[2 * (2 * b + a) + 1][v] += pi[b] * xr[a] - pr[b] * xi[a];
+                    }
+            }
+        }
+    }
+    for (int k = 0; k < 8; k++) {
+        double t[L];
+        for (int v = 0; v < NV; v++)
+            ST(t + 4 * v, acc[k][v]);
+        for (int l = 0; l < L; l++)
+            out[8 * l + k] = t[l];
+    }
+}
+
+/* Re sum_ab D_ab R[b][a]. */
+static double trace_re(const double *d, const double *r)
+{
+    double t = 0;
+    for (int a = 0; a < 2; a++)
+        for (int b = 0; b < 2; b++) {
+            int ab = 2 * (2 * a + b), ba = 2 * (2 * b + a);
+            t += d[ab] * r[ba] - d[ab + 1] * r[ba + 1];
+        }
+    return t;
+}
+
+static void dagger_2x2(const double *a, double *out)
+{
+    out[0] = a[0]; out[1] = -a[1];
+    out[2] = a[4]; out[3] = -a[5];
+    out[4] = a[2]; out[5] = -a[3];
+    out[6] = a[6]; out[7] = -a[7];
+}
+
+static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int l, double value,
+                         double *grad_data, double *grad_trainable)
+{
+    if (r->source == QODE_PARAM_DATA)
+        grad_data[(size_t)(job->b0 + l) * job->c->n_data + r->index] += value;
+    else
+        grad_trainable[r->index] += value;
+}
+
+/* The adjoint step of a fused block B = U_{m-1} ... U_0 on one wire:
+ * phi <- B^+ phi, then every angle of every U_j from
+ *   d/dt <lam|B|phi> = Tr(S_j dU_j P_{j-1} R),
+ * S_j = U_{m-1} ... U_{j+1}, P_{j-1} = U_{j-1} ... U_0, R the reduced matrix;
+ * then lam <- B^+ lam (skipped for the first step). */
+static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, double *pr,
+                          double *pi, double *lr, double *li, double *scratch_mats,
+                          int update_lambda, double *grad_data, double *grad_trainable)
+{
+    const qode_circuit *c = job->c;
+    int n = c->n_qubits, m = st->count;
+    const int32_t *ops = job->sched->block_ops + st->start;
+    double *u = scratch_mats;                       /* u[(j * L + l) * 8]: U_j of lane l */
+    double *suffix = scratch_mats + (size_t)m * L * 8; /* S_j of lane l */
+    qode_prepared_gate scratch;
+    double inv[8 * L], red[8 * L];
+    for (int l = 0; l < L; l++) {
+        const double *row = lane_row(job, l);
+        for (int j = 0; j < m; j++)
+            gate_2x2(&qode_prepared_op(c, job->prepared, ops[j], row, job->trainable, 0,
+                                       &scratch)->forward, u + ((size_t)j * L + l) * 8);
+        identity_2x2(suffix + ((size_t)(m - 1) * L + l) * 8);
+        for (int j = m - 2; j >= 0; j--)
+            mul_2x2(suffix + ((size_t)(j + 1) * L + l) * 8, u + ((size_t)(j + 1) * L + l) * 8,
+                    suffix + ((size_t)j * L + l) * 8);
+        double b[8];
+        mul_2x2(suffix + (size_t)l * 8, u + (size_t)l * 8, b); /* B = S_0 U_0 */
+        dagger_2x2(b, inv + 8 * l);
+    }
+    apply_lane_2x2(pr, pi, c, st->wire, inv);
+    tile_reduced(lr, li, pr, pi, n, n - 1 - st->wire, red);
+    for (int l = 0; l < L; l++) {
+        const double *row = lane_row(job, l);
+        double prefix[8], tmp[8], d[8], dp[8], full[8];
+        identity_2x2(prefix);
+        for (int j = 0; j < m; j++) {
+            const qode_op *op = &c->ops[ops[j]];
+            int np = qode_gate_params(op->kind);
+            const qode_prepared_gate *pg = NULL;
+            for (int p = 0; p < np; p++) {
+                const qode_param_ref *r = &c->refs[op->param_start + p];
+                if (r->source == QODE_PARAM_CONSTANT)
+                    continue;
+                if (pg == NULL)
+                    pg = qode_prepared_op(c, job->prepared, ops[j], row, job->trainable, 1,
+                                          &scratch);
+                gate_2x2(&pg->derivative[p], d);
+                mul_2x2(d, prefix, dp);
+                mul_2x2(suffix + ((size_t)j * L + l) * 8, dp, full);
+                if (l < job->valid)
+                    add_gradient(job, r, l, 2.0 * trace_re(full, red + 8 * l), grad_data,
+                                 grad_trainable);
+            }
+            mul_2x2(u + ((size_t)j * L + l) * 8, prefix, tmp);
+            memcpy(prefix, tmp, sizeof tmp);
+        }
+    }
+    if (update_lambda)
+        apply_lane_2x2(lr, li, c, st->wire, inv);
+}
+
 void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
                        const double *grad_expval, const double *grad_probs, double *work,
                        double *grad_data, double *grad_trainable)
@@ -463,7 +786,8 @@ void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
     int n = c->n_qubits;
     size_t dim = (size_t)1 << n;
     double *pr = work, *pi = work + dim * L, *lr = work + 2 * dim * L, *li = work + 3 * dim * L;
-    qode_tile_forward(job, pr, pi);
+    double *scratch_mats = work + 4 * dim * L;
+    qode_tile_forward(job, pr, pi, NULL);
     seed_lambda(job, obs, grad_expval, grad_probs, pr, pi, lr, li);
     if (c->n_data > 0)
         for (int l = 0; l < job->valid; l++)
@@ -472,14 +796,20 @@ void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
     qode_prepared_gate scratch[L];
     const qode_prepared_gate *pg[L];
     const qode_gate_matrix *g[L];
-    for (int32_t k = c->n_ops - 1; k >= 0; k--) {
-        const qode_op *op = &c->ops[k];
+    for (int32_t t = job->sched->n_steps - 1; t >= 0; t--) {
+        const qode_tile_step *st = &job->sched->steps[t];
+        if (st->op < 0) {
+            block_adjoint(job, st, pr, pi, lr, li, scratch_mats, t > 0, grad_data,
+                          grad_trainable);
+            continue;
+        }
+        const qode_op *op = &c->ops[st->op];
         for (int l = 0; l < L; l++)
-            pg[l] = qode_prepared_op(c, job->prepared, k, lane_row(job, l), job->trainable, 1,
-                                     &scratch[l]);
+            pg[l] = qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable,
+                                     1, &scratch[l]);
         for (int l = 0; l < L; l++)
             g[l] = &pg[l]->inverse;
-        tile_apply(pr, pi, n, g); /* phi <- U_k^+ phi */
+        tile_apply(pr, pi, n, g); /* phi <- U^+ phi */
         int np = qode_gate_params(op->kind);
         for (int j = 0; j < np; j++) {
             const qode_param_ref *r = &c->refs[op->param_start + j];
@@ -489,17 +819,13 @@ void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
             for (int l = 0; l < L; l++)
                 g[l] = &pg[l]->derivative[j];
             tile_inner(lr, li, pr, pi, n, g, acc);
-            for (int l = 0; l < job->valid; l++) {
-                if (r->source == QODE_PARAM_DATA)
-                    grad_data[(size_t)(job->b0 + l) * c->n_data + r->index] += 2.0 * acc[l];
-                else
-                    grad_trainable[r->index] += 2.0 * acc[l];
-            }
+            for (int l = 0; l < job->valid; l++)
+                add_gradient(job, r, l, 2.0 * acc[l], grad_data, grad_trainable);
         }
-        if (k > 0) {
+        if (t > 0) {
             for (int l = 0; l < L; l++)
                 g[l] = &pg[l]->inverse;
-            tile_apply(lr, li, n, g); /* lam <- U_k^+ lam */
+            tile_apply(lr, li, n, g); /* lam <- U^+ lam */
         }
     }
 }

@@ -26,12 +26,42 @@
 #define QODE_TILE_LANES 8
 #define QODE_TILE_MAX_QUBITS 10
 
-/* Doubles of work space one tile state needs (both planes). */
+/* Gate fusion.  One-qubit gates on different wires commute, and a one-qubit
+ * gate commutes with every gate that does not touch its wire.  So the circuit
+ * is executed as a list of steps: a multi-qubit gate, or a "block", the
+ * product of all one-qubit gates on one wire since that wire was last touched
+ * by a multi-qubit gate.  A block costs one pass over the state however many
+ * gates it holds (seed 002's RY + RX RY RZ on a wire is one pass), and in the
+ * adjoint sweep all its angles are differentiated from one reduced 2x2
+ * matrix (see qode_tile_adjoint). */
+typedef struct {
+    int32_t op;    /* multi-qubit step: index of the op; block: -1 */
+    int32_t wire;  /* block: its wire */
+    int32_t start; /* block: first entry in block_ops */
+    int32_t count; /* block: number of ops */
+} qode_tile_step;
+
+typedef struct {
+    int32_t n_steps;
+    qode_tile_step *steps;
+    int32_t *block_ops; /* op indices of all blocks, each block in circuit order */
+    int32_t max_block;  /* longest block */
+} qode_tile_schedule;
+
+/* Builds the schedule of a validated circuit (NULL when out of memory). */
+qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c);
+void qode_tile_schedule_free(qode_tile_schedule *s);
+
+/* Doubles of work space one thread needs: forward (adjoint = 0) or adjoint. */
+size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n_qubits, int adjoint);
+
+/* Doubles of one tile state (both planes). */
 size_t qode_tile_state_doubles(int n_qubits);
 
 /* Everything one tile computation reads; rows [b0, b0 + valid) of the batch. */
 typedef struct {
     const qode_circuit *c;
+    const qode_tile_schedule *sched;
     const qode_prepared_gate *prepared;
     const double *data;
     const double *trainable;
@@ -39,8 +69,9 @@ typedef struct {
     int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
 } qode_tile_job;
 
-/* Runs the circuits of the tile from |0...0> into (re, im). */
-void qode_tile_forward(const qode_tile_job *job, double *re, double *im);
+/* Runs the circuits of the tile from |0...0> into (re, im); `work` as from
+ * qode_tile_work_doubles(..., 0) minus the tile state. */
+void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work);
 
 /* Read-outs of a simulated tile (each may be NULL):
  *   expval  rows b0.. of a (batch, n_obs) matrix,
@@ -50,7 +81,7 @@ void qode_tile_readout(const qode_tile_job *job, const double *re, const double 
                        const qode_observables *obs, double *expval, double *probs,
                        void *states, qode_dtype dtype);
 
-/* Adjoint sweep for a tile.  Work space: 4 * qode_tile_state_doubles(n).
+/* Adjoint sweep for a tile.  Work space: qode_tile_work_doubles(..., 1).
  * Adds the trainable gradients (summed over the valid lanes) into
  * grad_trainable and writes rows b0.. of grad_data. */
 void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
