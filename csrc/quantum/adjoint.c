@@ -171,17 +171,16 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     int threads = qode_batch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
-    qode_tile_schedule *sched = tiled ? qode_tile_schedule_new(c) : NULL;
-    if (tiled && sched == NULL)
-        return QODE_ERR_NO_MEMORY;
-    size_t work_doubles = tiled ? qode_tile_work_doubles(sched, n, 1) : 4 * dim;
+    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
+    qode_tile_schedule *sched =
+        (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 1) : NULL;
+    size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 1) : 0) : 4 * dim;
     size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
-    double *workspace = malloc(work_bytes);
+    double *workspace = work_doubles > 0 ? malloc(work_bytes) : NULL;
     /* each thread's trainable sums on its own cache lines */
     size_t train_stride = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
     double *gtrain = calloc((size_t)threads * train_stride, sizeof(double));
-    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
-    if (workspace == NULL || gtrain == NULL || prepared == NULL) {
+    if (workspace == NULL || gtrain == NULL || prepared == NULL || (tiled && sched == NULL)) {
         free(workspace);
         free(gtrain);
         free(prepared);

@@ -134,26 +134,20 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
     int threads = qode_batch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
-    qode_tile_schedule *sched = tiled ? qode_tile_schedule_new(c) : NULL;
-    if (tiled && sched == NULL)
-        return QODE_ERR_NO_MEMORY;
-    size_t work_doubles = tiled ? qode_tile_work_doubles(sched, n, 0)
-                                : (states == NULL ? 2 * dim : 0);
-    double *work = NULL;
-    if (work_doubles > 0) {
-        work = malloc(sizeof(double) * work_doubles * (size_t)threads);
-        if (work == NULL) {
-            if (msg != NULL && len > 0)
-                snprintf(msg, len, "the simulation needs %zu bytes of work space",
-                         sizeof(double) * work_doubles * (size_t)threads);
-            qode_tile_schedule_free(sched);
-            return QODE_ERR_NO_MEMORY;
-        }
-    }
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
-    if (prepared == NULL) {
-        free(work);
+    qode_tile_schedule *sched =
+        (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 0) : NULL;
+    size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 0) : 0)
+                                : (states == NULL ? 2 * dim : 0);
+    double *work = work_doubles > 0 ? malloc(sizeof(double) * work_doubles * (size_t)threads)
+                                    : NULL;
+    if (prepared == NULL || (tiled && sched == NULL) || (work_doubles > 0 && work == NULL)) {
+        if (msg != NULL && len > 0)
+            snprintf(msg, len, "the simulation needs %zu bytes of work space",
+                     sizeof(double) * work_doubles * (size_t)threads);
+        free(prepared);
         qode_tile_schedule_free(sched);
+        free(work);
         return QODE_ERR_NO_MEMORY;
     }
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,

@@ -30,81 +30,6 @@ size_t qode_tile_state_doubles(int n)
     return (size_t)2 * L << n;
 }
 
-/* ---- schedule (gate fusion) ------------------------------------------------- */
-
-qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c)
-{
-    int n = c->n_qubits;
-    size_t ops = c->n_ops > 0 ? (size_t)c->n_ops : 1;
-    qode_tile_schedule *s = calloc(1, sizeof *s);
-    int32_t *pending = malloc(sizeof(int32_t) * ops * (size_t)n); /* per wire: op list */
-    int32_t *n_pending = calloc((size_t)n, sizeof(int32_t));
-    if (s != NULL) {
-        s->steps = malloc(sizeof(qode_tile_step) * 2 * ops);
-        s->block_ops = malloc(sizeof(int32_t) * ops);
-    }
-    if (s == NULL || pending == NULL || n_pending == NULL || s->steps == NULL ||
-        s->block_ops == NULL) {
-        free(pending);
-        free(n_pending);
-        qode_tile_schedule_free(s);
-        return NULL;
-    }
-    int32_t used = 0;
-#define FLUSH(w)                                                                   \
-    do {                                                                           \
-        if (n_pending[w] > 0) {                                                    \
-            qode_tile_step st = {-1, (w), used, n_pending[w]};                     \
-            memcpy(s->block_ops + used, pending + (size_t)(w) * ops,               \
-                   sizeof(int32_t) * n_pending[w]);                                \
-            used += n_pending[w];                                                  \
-            if (n_pending[w] > s->max_block)                                       \
-                s->max_block = n_pending[w];                                       \
-            s->steps[s->n_steps++] = st;                                           \
-            n_pending[w] = 0;                                                      \
-        }                                                                          \
-    } while (0)
-    for (int32_t k = 0; k < c->n_ops; k++) {
-        const qode_op *op = &c->ops[k];
-        int nw = qode_gate_wires(op->kind);
-        if (nw == 1) {
-            int w = op->wires[0];
-            pending[(size_t)w * ops + n_pending[w]++] = k;
-            continue;
-        }
-        for (int j = 0; j < nw; j++)
-            FLUSH(op->wires[j]);
-        qode_tile_step st = {k, -1, 0, 0};
-        s->steps[s->n_steps++] = st;
-    }
-    for (int w = 0; w < n; w++)
-        FLUSH(w);
-#undef FLUSH
-    free(pending);
-    free(n_pending);
-    return s;
-}
-
-void qode_tile_schedule_free(qode_tile_schedule *s)
-{
-    if (s == NULL)
-        return;
-    free(s->steps);
-    free(s->block_ops);
-    free(s);
-}
-
-/* Per-lane 2x2 matrices of one block: its gates U_j and suffix products. */
-static size_t block_scratch_doubles(const qode_tile_schedule *s)
-{
-    return (size_t)2 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
-}
-
-size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
-{
-    return (adjoint ? 2 : 1) * qode_tile_state_doubles(n) + block_scratch_doubles(s);
-}
-
 /* ---- 2x2 complex helpers (row-major, interleaved) ------------------------------ */
 
 /* Any one-qubit gate matrix as a dense 2x2. */
@@ -156,6 +81,157 @@ static void load_lanes(const qode_gate_matrix *const *g, int entries, lane_matri
             m->i[k][l] = g[l]->m[2 * k + 1];
         }
     }
+}
+
+/* ---- schedule (gate fusion) ------------------------------------------------- */
+
+static void segments_of_block(const qode_circuit *c, const qode_prepared_gate *prepared,
+                              int with_derivatives, qode_tile_schedule *s, qode_tile_step *st,
+                              int32_t *n_segments, int32_t *n_grads)
+{
+    const int32_t *ops = s->block_ops + st->start;
+    st->seg_start = *n_segments;
+    st->shared = 1;
+    int32_t j = 0;
+    while (j < st->count) {
+        qode_tile_segment *seg = &s->segments[(*n_segments)++];
+        if (prepared[ops[j]].uses_data) {
+            seg->data_op = ops[j];
+            seg->grad_start = seg->grad_count = 0;
+            st->shared = 0;
+            j++;
+            continue;
+        }
+        int32_t end = j;
+        while (end < st->count && !prepared[ops[end]].uses_data)
+            end++;
+        seg->data_op = -1;
+        identity_2x2(seg->m);
+        for (int32_t q = j; q < end; q++) {
+            double u[8], tmp[8];
+            gate_2x2(&prepared[ops[q]].forward, u);
+            mul_2x2(u, seg->m, tmp);
+            memcpy(seg->m, tmp, sizeof tmp);
+        }
+        seg->grad_start = *n_grads;
+        seg->grad_count = 0;
+        if (with_derivatives) {
+            /* A = (ops after q) dU_q (ops before q), all within the run */
+            double before[8];
+            identity_2x2(before);
+            for (int32_t q = j; q < end; q++) {
+                const qode_op *op = &c->ops[ops[q]];
+                double after[8], u[8], tmp[8];
+                identity_2x2(after);
+                for (int32_t r = q + 1; r < end; r++) {
+                    gate_2x2(&prepared[ops[r]].forward, u);
+                    mul_2x2(u, after, tmp);
+                    memcpy(after, tmp, sizeof tmp);
+                }
+                for (int p = 0; p < qode_gate_params(op->kind); p++) {
+                    const qode_param_ref *ref = &c->refs[op->param_start + p];
+                    if (ref->source != QODE_PARAM_TRAINABLE)
+                        continue;
+                    qode_tile_shared_grad *g = &s->grads[(*n_grads)++];
+                    double d[8];
+                    gate_2x2(&prepared[ops[q]].derivative[p], d);
+                    mul_2x2(d, before, tmp);
+                    mul_2x2(after, tmp, g->a);
+                    g->index = ref->index;
+                    seg->grad_count++;
+                }
+                gate_2x2(&prepared[ops[q]].forward, u);
+                mul_2x2(u, before, tmp);
+                memcpy(before, tmp, sizeof tmp);
+            }
+        }
+        j = end;
+    }
+    st->seg_count = *n_segments - st->seg_start;
+}
+
+qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
+                                           const qode_prepared_gate *prepared,
+                                           int with_derivatives)
+{
+    int n = c->n_qubits;
+    size_t ops = c->n_ops > 0 ? (size_t)c->n_ops : 1;
+    qode_tile_schedule *s = calloc(1, sizeof *s);
+    int32_t *pending = malloc(sizeof(int32_t) * ops * (size_t)n); /* per wire: op list */
+    int32_t *n_pending = calloc((size_t)n, sizeof(int32_t));
+    if (s != NULL) {
+        s->steps = calloc(2 * ops, sizeof(qode_tile_step));
+        s->block_ops = malloc(sizeof(int32_t) * ops);
+        s->segments = calloc(ops, sizeof(qode_tile_segment));
+        s->grads = calloc(3 * ops, sizeof(qode_tile_shared_grad));
+    }
+    if (s == NULL || pending == NULL || n_pending == NULL || s->steps == NULL ||
+        s->block_ops == NULL || s->segments == NULL || s->grads == NULL) {
+        free(pending);
+        free(n_pending);
+        qode_tile_schedule_free(s);
+        return NULL;
+    }
+    int32_t used = 0;
+#define FLUSH(w)                                                                   \
+    do {                                                                           \
+        if (n_pending[w] > 0) {                                                    \
+            qode_tile_step st = {-1, (w), used, n_pending[w], 0, 0, 0};            \
+            memcpy(s->block_ops + used, pending + (size_t)(w) * ops,               \
+                   sizeof(int32_t) * n_pending[w]);                                \
+            used += n_pending[w];                                                  \
+            if (n_pending[w] > s->max_block)                                       \
+                s->max_block = n_pending[w];                                       \
+            s->steps[s->n_steps++] = st;                                           \
+            n_pending[w] = 0;                                                      \
+        }                                                                          \
+    } while (0)
+    for (int32_t k = 0; k < c->n_ops; k++) {
+        const qode_op *op = &c->ops[k];
+        int nw = qode_gate_wires(op->kind);
+        if (nw == 1) {
+            int w = op->wires[0];
+            pending[(size_t)w * ops + n_pending[w]++] = k;
+            continue;
+        }
+        for (int j = 0; j < nw; j++)
+            FLUSH(op->wires[j]);
+        qode_tile_step st = {k, -1, 0, 0, 0, 0, 0};
+        s->steps[s->n_steps++] = st;
+    }
+    for (int w = 0; w < n; w++)
+        FLUSH(w);
+#undef FLUSH
+    free(pending);
+    free(n_pending);
+    int32_t n_segments = 0, n_grads = 0;
+    for (int32_t t = 0; t < s->n_steps; t++)
+        if (s->steps[t].op < 0)
+            segments_of_block(c, prepared, with_derivatives, s, &s->steps[t], &n_segments,
+                              &n_grads);
+    return s;
+}
+
+void qode_tile_schedule_free(qode_tile_schedule *s)
+{
+    if (s == NULL)
+        return;
+    free(s->steps);
+    free(s->block_ops);
+    free(s->segments);
+    free(s->grads);
+    free(s);
+}
+
+/* Per-lane 2x2 matrices of one block: its gates U_j and suffix products. */
+static size_t block_scratch_doubles(const qode_tile_schedule *s)
+{
+    return (size_t)2 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
+}
+
+size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
+{
+    return (adjoint ? 2 : 1) * qode_tile_state_doubles(n) + block_scratch_doubles(s);
 }
 
 /* ---- enumeration of the touched indices ----------------------------------- */
@@ -354,19 +430,33 @@ static void block_geometry(const qode_circuit *c, int wire, qode_gate_matrix *g)
     g->ctrl_mask = 0;
 }
 
-/* Per-lane product of the forward matrices of a block: mats[l*8 .. l*8+7]. */
+/* The matrix of segment `seg` for lane l: shared, or built for its data row. */
+static void segment_matrix(const qode_tile_job *job, const qode_tile_segment *seg, int l,
+                           double *out)
+{
+    if (seg->data_op < 0) {
+        memcpy(out, seg->m, sizeof seg->m);
+        return;
+    }
+    qode_prepared_gate scratch;
+    gate_2x2(&qode_prepared_op(job->c, job->prepared, seg->data_op, lane_row(job, l),
+                               job->trainable, 0, &scratch)->forward, out);
+}
+
+/* Per-lane product of a block's segments: mats[l*8 .. l*8+7]. */
 static void block_product(const qode_tile_job *job, const qode_tile_step *st, double *mats)
 {
-    const qode_circuit *c = job->c;
-    qode_prepared_gate scratch;
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     for (int l = 0; l < L; l++) {
-        double acc[8], u[8], tmp[8];
+        if (st->shared && l > 0) { /* the same in every lane */
+            memcpy(mats + 8 * l, mats, 8 * sizeof(double));
+            continue;
+        }
+        double acc[8], v[8], tmp[8];
         identity_2x2(acc);
-        for (int32_t j = 0; j < st->count; j++) {
-            int32_t k = job->sched->block_ops[st->start + j];
-            gate_2x2(&qode_prepared_op(c, job->prepared, k, lane_row(job, l), job->trainable, 0,
-                                       &scratch)->forward, u);
-            mul_2x2(u, acc, tmp);
+        for (int32_t j = 0; j < st->seg_count; j++) {
+            segment_matrix(job, &segs[j], l, v);
+            mul_2x2(v, acc, tmp);
             memcpy(acc, tmp, sizeof acc);
         }
         memcpy(mats + 8 * l, acc, sizeof acc);
@@ -717,61 +807,74 @@ static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int 
         grad_trainable[r->index] += value;
 }
 
-/* The adjoint step of a fused block B = U_{m-1} ... U_0 on one wire:
- * phi <- B^+ phi, then every angle of every U_j from
- *   d/dt <lam|B|phi> = Tr(S_j dU_j P_{j-1} R),
- * S_j = U_{m-1} ... U_{j+1}, P_{j-1} = U_{j-1} ... U_0, R the reduced matrix;
- * then lam <- B^+ lam (skipped for the first step). */
+/* The adjoint step of a fused block B = V_{m-1} ... V_0 (its segments) on one
+ * wire: phi <- B^+ phi; then, with R the reduced matrix of (phi, lam) and
+ * Q_s = P_s R S_s (P_s = V_{s-1} ... V_0, S_s = V_{m-1} ... V_{s+1}),
+ *   an angle of a data op V_s:      2 Re Tr(dV_s Q_s)   (per lane),
+ *   a trainable angle in a run s:   2 Re Tr(A sum_lanes Q_s)  (A: see tiled.h);
+ * then lam <- B^+ lam (skipped for the first step of the circuit). */
 static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, double *pr,
                           double *pi, double *lr, double *li, double *scratch_mats,
                           int update_lambda, double *grad_data, double *grad_trainable)
 {
     const qode_circuit *c = job->c;
-    int n = c->n_qubits, m = st->count;
-    const int32_t *ops = job->sched->block_ops + st->start;
-    double *u = scratch_mats;                       /* u[(j * L + l) * 8]: U_j of lane l */
-    double *suffix = scratch_mats + (size_t)m * L * 8; /* S_j of lane l */
-    qode_prepared_gate scratch;
+    int n = c->n_qubits, m = st->seg_count;
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
+    double *v = scratch_mats;                          /* v[(s * L + l) * 8]: V_s of lane l */
+    double *suffix = scratch_mats + (size_t)m * L * 8; /* S_s of lane l */
     double inv[8 * L], red[8 * L];
     for (int l = 0; l < L; l++) {
-        const double *row = lane_row(job, l);
         for (int j = 0; j < m; j++)
-            gate_2x2(&qode_prepared_op(c, job->prepared, ops[j], row, job->trainable, 0,
-                                       &scratch)->forward, u + ((size_t)j * L + l) * 8);
+            segment_matrix(job, &segs[j], l, v + ((size_t)j * L + l) * 8);
         identity_2x2(suffix + ((size_t)(m - 1) * L + l) * 8);
         for (int j = m - 2; j >= 0; j--)
-            mul_2x2(suffix + ((size_t)(j + 1) * L + l) * 8, u + ((size_t)(j + 1) * L + l) * 8,
+            mul_2x2(suffix + ((size_t)(j + 1) * L + l) * 8, v + ((size_t)(j + 1) * L + l) * 8,
                     suffix + ((size_t)j * L + l) * 8);
         double b[8];
-        mul_2x2(suffix + (size_t)l * 8, u + (size_t)l * 8, b); /* B = S_0 U_0 */
+        mul_2x2(suffix + (size_t)l * 8, v + (size_t)l * 8, b); /* B = S_0 V_0 */
         dagger_2x2(b, inv + 8 * l);
     }
     apply_lane_2x2(pr, pi, c, st->wire, inv);
     tile_reduced(lr, li, pr, pi, n, n - 1 - st->wire, red);
-    for (int l = 0; l < L; l++) {
-        const double *row = lane_row(job, l);
-        double prefix[8], tmp[8], d[8], dp[8], full[8];
-        identity_2x2(prefix);
-        for (int j = 0; j < m; j++) {
-            const qode_op *op = &c->ops[ops[j]];
-            int np = qode_gate_params(op->kind);
-            const qode_prepared_gate *pg = NULL;
-            for (int p = 0; p < np; p++) {
-                const qode_param_ref *r = &c->refs[op->param_start + p];
+    double qsum[8];
+    for (int j = 0; j < m; j++) {
+        const qode_tile_segment *seg = &segs[j];
+        int needs = seg->data_op >= 0 || seg->grad_count > 0;
+        if (!needs)
+            continue;
+        memset(qsum, 0, sizeof qsum);
+        for (int l = 0; l < job->valid; l++) {
+            /* prefix P_j of lane l */
+            double p[8], tmp[8], q[8];
+            identity_2x2(p);
+            for (int k = 0; k < j; k++) {
+                mul_2x2(v + ((size_t)k * L + l) * 8, p, tmp);
+                memcpy(p, tmp, sizeof tmp);
+            }
+            mul_2x2(p, red + 8 * l, tmp);
+            mul_2x2(tmp, suffix + ((size_t)j * L + l) * 8, q); /* Q = P R S */
+            if (seg->data_op < 0) {
+                for (int k = 0; k < 8; k++)
+                    qsum[k] += q[k];
+                continue;
+            }
+            const qode_op *op = &c->ops[seg->data_op];
+            qode_prepared_gate scratch;
+            const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, seg->data_op,
+                                                            lane_row(job, l), job->trainable, 1,
+                                                            &scratch);
+            for (int k = 0; k < qode_gate_params(op->kind); k++) {
+                const qode_param_ref *r = &c->refs[op->param_start + k];
                 if (r->source == QODE_PARAM_CONSTANT)
                     continue;
-                if (pg == NULL)
-                    pg = qode_prepared_op(c, job->prepared, ops[j], row, job->trainable, 1,
-                                          &scratch);
-                gate_2x2(&pg->derivative[p], d);
-                mul_2x2(d, prefix, dp);
-                mul_2x2(suffix + ((size_t)j * L + l) * 8, dp, full);
-                if (l < job->valid)
-                    add_gradient(job, r, l, 2.0 * trace_re(full, red + 8 * l), grad_data,
-                                 grad_trainable);
+                double d[8];
+                gate_2x2(&pg->derivative[k], d);
+                add_gradient(job, r, l, 2.0 * trace_re(d, q), grad_data, grad_trainable);
             }
-            mul_2x2(u + ((size_t)j * L + l) * 8, prefix, tmp);
-            memcpy(prefix, tmp, sizeof tmp);
+        }
+        for (int32_t k = 0; k < seg->grad_count; k++) {
+            const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
+            grad_trainable[g->index] += 2.0 * trace_re(g->a, qsum);
         }
     }
     if (update_lambda)

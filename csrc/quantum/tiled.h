@@ -35,21 +35,47 @@
  * adjoint sweep all its angles are differentiated from one reduced 2x2
  * matrix (see qode_tile_adjoint). */
 typedef struct {
-    int32_t op;    /* multi-qubit step: index of the op; block: -1 */
-    int32_t wire;  /* block: its wire */
-    int32_t start; /* block: first entry in block_ops */
-    int32_t count; /* block: number of ops */
+    int32_t op;        /* multi-qubit step: index of the op; block: -1 */
+    int32_t wire;      /* block: its wire */
+    int32_t start;     /* block: first entry in block_ops */
+    int32_t count;     /* block: number of ops */
+    int32_t seg_start; /* block: first of its segments */
+    int32_t seg_count;
+    int32_t shared;    /* block: 1 if no op of it reads data (same for all lanes) */
 } qode_tile_step;
+
+/* A block is a product of segments: a single op that reads data (different
+ * in every circuit), or a run of ops that do not (pre-multiplied once per
+ * call into `m`).  For each trainable angle in a run, `grad` lists the 2x2
+ * A = (run after the op) dU/dt (run before the op), so that the angle's
+ * gradient is 2 Re Tr(A Q) with Q the per-lane reduced matrix of the run. */
+typedef struct {
+    int32_t data_op;    /* index of the op, or -1 for a shared run */
+    double m[8];        /* shared run: its product */
+    int32_t grad_start; /* shared run: its entries in the schedule's grads */
+    int32_t grad_count;
+} qode_tile_segment;
+
+typedef struct {
+    double a[8];
+    int32_t index; /* trainable index */
+} qode_tile_shared_grad;
 
 typedef struct {
     int32_t n_steps;
     qode_tile_step *steps;
     int32_t *block_ops; /* op indices of all blocks, each block in circuit order */
     int32_t max_block;  /* longest block */
+    qode_tile_segment *segments;
+    qode_tile_shared_grad *grads;
 } qode_tile_schedule;
 
-/* Builds the schedule of a validated circuit (NULL when out of memory). */
-qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c);
+/* Builds the schedule of a validated circuit (NULL when out of memory), with
+ * the shared matrices taken from `prepared` (with derivatives when
+ * `with_derivatives`, as qode_prepare_gates was called). */
+qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
+                                           const qode_prepared_gate *prepared,
+                                           int with_derivatives);
 void qode_tile_schedule_free(qode_tile_schedule *s);
 
 /* Doubles of work space one thread needs: forward (adjoint = 0) or adjoint. */
