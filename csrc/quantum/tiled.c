@@ -33,7 +33,7 @@ size_t qode_tile_state_doubles(int n)
 /* ---- 2x2 complex helpers (row-major, interleaved) ------------------------------ */
 
 /* Any one-qubit gate matrix as a dense 2x2. */
-static void gate_2x2(const qode_gate_matrix *g, double *out)
+static inline void gate_2x2(const qode_gate_matrix *g, double *out)
 {
     if (g->form == QODE_FORM_DIAG1) {
         out[0] = g->m[0]; out[1] = g->m[1]; out[2] = 0; out[3] = 0;
@@ -44,7 +44,7 @@ static void gate_2x2(const qode_gate_matrix *g, double *out)
 }
 
 /* out = a b (out may alias neither). */
-static void mul_2x2(const double *a, const double *b, double *out)
+static inline void mul_2x2(const double *a, const double *b, double *out)
 {
     for (int r = 0; r < 2; r++) {
         for (int c = 0; c < 2; c++) {
@@ -824,6 +824,15 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
     double *suffix = scratch_mats + (size_t)m * L * 8; /* S_s of lane l */
     double inv[8 * L], red[8 * L];
     for (int l = 0; l < L; l++) {
+        if (st->shared && l > 0) { /* same matrices in every lane: copy lane 0 */
+            for (int j = 0; j < m; j++) {
+                memcpy(v + ((size_t)j * L + l) * 8, v + (size_t)j * L * 8, 8 * sizeof(double));
+                memcpy(suffix + ((size_t)j * L + l) * 8, suffix + (size_t)j * L * 8,
+                       8 * sizeof(double));
+            }
+            memcpy(inv + 8 * l, inv, 8 * sizeof(double));
+            continue;
+        }
         for (int j = 0; j < m; j++)
             segment_matrix(job, &segs[j], l, v + ((size_t)j * L + l) * 8);
         identity_2x2(suffix + ((size_t)(m - 1) * L + l) * 8);

@@ -221,7 +221,20 @@ class Circuit:
         return int(self.n_weights)
 
     def spec(self) -> tuple:
-        """The tuple the C core reads (see csrc/binding/quantum_binding.c)."""
+        """The tuple the C core reads (see csrc/binding/quantum_binding.c).
+
+        Cached while the circuit is unchanged (same gates and sizes), so that a
+        layer does not repack its circuit on every call."""
+        key = (self.n_qubits, len(self.gates), self.n_data, self.n_weights,
+               id(self.gates[-1]) if self.gates else None)
+        cached = self.__dict__.get("_spec_cache")
+        if cached is not None and cached[0] == key:
+            return cached[1]
+        spec = self._pack()
+        self.__dict__["_spec_cache"] = (key, spec)
+        return spec
+
+    def _pack(self) -> tuple:
         ops = np.zeros((len(self.gates), 6), dtype=np.int32)
         refs: list[tuple[int, int]] = []
         values: list[float] = []
