@@ -70,26 +70,55 @@ def full_matrix(gate, angles, n):
     raise AssertionError(gate.name)
 
 
+def apply_local(psi, u, wires, n):
+    """Applies the 2^k x 2^k matrix u (first wire most significant) to `wires`."""
+    k = len(wires)
+    t = np.moveaxis(psi.reshape([2] * n), list(wires), list(range(k)))
+    t = (u @ t.reshape(2 ** k, -1)).reshape([2] * n)
+    return np.moveaxis(t, list(range(k)), list(wires)).reshape(-1)
+
+
 def reference_state(circuit, d, w):
+    """Each gate as its small matrix (built by full_matrix on its own k wires)."""
+    from qode.quantum.circuit import Gate
     n = circuit.n_qubits
     psi = np.zeros(2 ** n, complex)
     psi[0] = 1
     for g in circuit.gates:
         angles = [d[a.index] if isinstance(a, Data) else w[a.index] if isinstance(a, Weight)
                   else a for a in g.angles]
-        psi = full_matrix(g, angles, n) @ psi
+        local = Gate(g.name, tuple(range(len(g.wires))), g.angles, g.matrix)
+        psi = apply_local(psi, full_matrix(local, angles, len(g.wires)), g.wires, n)
     return psi
 
 
-@pytest.mark.parametrize("seed,n_qubits", [(0, 1), (1, 2), (2, 3), (3, 4)])
+def test_small_matrices_embed_like_full_ones():
+    """apply_local agrees with the full Kronecker-built matrix (checks the reference)."""
+    rng = np.random.default_rng(21)
+    c = random_circuit(rng, 4, 30)
+    d, w = rng.normal(size=3), rng.normal(size=4)
+    psi = np.zeros(16, complex)
+    psi[0] = 1
+    for g in c.gates:
+        angles = [d[a.index] if isinstance(a, Data) else w[a.index] if isinstance(a, Weight)
+                  else a for a in g.angles]
+        psi = full_matrix(g, angles, 4) @ psi
+    np.testing.assert_allclose(reference_state(c, d, w), psi, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("seed,n_qubits", [(0, 1), (1, 2), (2, 3), (3, 4), (4, 6)])
 def test_states_match_dense_reference(seed, n_qubits):
     rng = np.random.default_rng(seed)
     c = random_circuit(rng, n_qubits, 40)
     d = rng.normal(size=(3, 3))
     w = rng.normal(size=4)
-    ours = qq.state(c, d, w)
+    ours = qq.state(c, d, w)  # a batch: the tiled path (8 circuits at a time)
     for b in range(3):
-        np.testing.assert_allclose(ours[b], reference_state(c, d[b], w), rtol=0, atol=1e-12)
+        ref = reference_state(c, d[b], w)
+        np.testing.assert_allclose(ours[b], ref, rtol=0, atol=1e-12)
+        # one circuit: the one-state-at-a-time kernels, in both precisions
+        np.testing.assert_allclose(qq.state(c, d[b], w), ref, rtol=0, atol=1e-12)
+        np.testing.assert_allclose(qq.state(c, d[b], w, dtype="complex64"), ref, rtol=0, atol=1e-5)
     ours64 = qq.state(c, d, w, dtype="complex64")
     assert ours64.dtype == np.complex64
     np.testing.assert_allclose(ours64, ours, rtol=0, atol=1e-5)
@@ -109,3 +138,13 @@ def test_pauli_expectations_match_dense_reference():
         np.testing.assert_allclose(ours[b], ref, rtol=0, atol=1e-12)
     np.testing.assert_allclose(qq.probs(c, d, w)[1], abs(reference_state(c, d[1], w)) ** 2,
                                rtol=0, atol=1e-12)
+
+
+def test_large_register_uses_per_state_path_and_matches_reference():
+    """11 qubits (beyond the tiled path's limit), every gate, batch of two."""
+    rng = np.random.default_rng(12)
+    c = random_circuit(rng, 11, 60)
+    d, w = rng.normal(size=(2, 3)), rng.normal(size=4)
+    ours = qq.state(c, d, w)
+    for b in range(2):
+        np.testing.assert_allclose(ours[b], reference_state(c, d[b], w), rtol=0, atol=1e-11)

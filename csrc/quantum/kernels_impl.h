@@ -57,7 +57,9 @@ static void FN(apply_diag1)(REAL *s, uint64_t dim, int t, const double *md)
     }
 }
 
-/* Loops over the indices with the target bit 0 and every control bit 1. */
+/* Loops over the indices with the target bit 0 and every control bit 1.  The
+ * bits below the lowest fixed bit pass through `spread` unchanged, so those
+ * indices come in contiguous runs of 2^pos[0]; each run is one inner loop. */
 static void FN(apply_ctrl1)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
 {
     REAL m[8];
@@ -65,11 +67,12 @@ static void FN(apply_ctrl1)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
         m[k] = (REAL)g->m[k];
     int pos[4];
     int np = sorted_positions(g, pos);
-    uint64_t stride = (uint64_t)1 << g->target;
+    uint64_t stride = (uint64_t)1 << g->target, run = (uint64_t)1 << pos[0];
     uint64_t count = dim >> np;
-    for (uint64_t k = 0; k < count; k++) {
+    for (uint64_t k = 0; k < count; k += run) {
         uint64_t i = spread(k, pos, np) | g->ctrl_mask;
-        MUL2(s, i, i + stride, m);
+        for (uint64_t j = i; j < i + run; j++)
+            MUL2(s, j, j + stride, m);
     }
 }
 
@@ -77,29 +80,16 @@ static void FN(apply_flip)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
 {
     int pos[4];
     int np = sorted_positions(g, pos);
-    uint64_t stride = (uint64_t)1 << g->target;
+    uint64_t stride = (uint64_t)1 << g->target, run = (uint64_t)1 << pos[0];
     uint64_t count = dim >> np;
-    if (np == 1) {
-        /* Plain X: swap the halves of each block. */
-        for (uint64_t base = 0; base < dim; base += 2 * stride) {
-            for (uint64_t i = base; i < base + stride; i++) {
-                REAL r = s[2 * i], im = s[2 * i + 1];
-                s[2 * i] = s[2 * (i + stride)];
-                s[2 * i + 1] = s[2 * (i + stride) + 1];
-                s[2 * (i + stride)] = r;
-                s[2 * (i + stride) + 1] = im;
-            }
-        }
-        return;
-    }
-    for (uint64_t k = 0; k < count; k++) {
+    for (uint64_t k = 0; k < count; k += run) {
         uint64_t i = spread(k, pos, np) | g->ctrl_mask;
-        uint64_t j = i + stride;
-        REAL r = s[2 * i], im = s[2 * i + 1];
-        s[2 * i] = s[2 * j];
-        s[2 * i + 1] = s[2 * j + 1];
-        s[2 * j] = r;
-        s[2 * j + 1] = im;
+        REAL *a = s + 2 * i, *b = s + 2 * (i + stride);
+        for (uint64_t j = 0; j < 2 * run; j++) {
+            REAL tmp = a[j];
+            a[j] = b[j];
+            b[j] = tmp;
+        }
     }
 }
 

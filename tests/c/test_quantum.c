@@ -134,6 +134,16 @@ static void test_adjoint_against_finite_differences(void)
     for (size_t i = 0; i < 2 * dim * B; i++)
         worst = fmax(worst, fabs(states[i] - states32[i]));
     CHECK(worst < 1e-5, "complex64 differs from complex128 by %g", worst);
+    /* the batch ran on the tiled path; one circuit at a time runs the per-state kernels */
+    CHECK(qode_qsim_uses_tiles(N, B) && !qode_qsim_uses_tiles(N, 1), "path selection");
+    worst = 0;
+    for (int b = 0; b < B; b++) {
+        double single[2 * 8];
+        qode_qsim_run(&c, QODE_COMPLEX128, 1, data + 3 * b, trainable, single, 1, msg, sizeof msg);
+        for (size_t i = 0; i < 2 * dim; i++)
+            worst = fmax(worst, fabs(single[i] - states[2 * dim * b + i]));
+    }
+    CHECK(worst < 1e-13, "tiled and per-state paths differ by %g", worst);
 
     /* L = sum_b sum_k g_bk <O_k>: Z on wire 0, X0 Y2 */
     int64_t start[] = {0, 1, 2};
