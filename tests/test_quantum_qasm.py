@@ -10,7 +10,7 @@ from quantum_helpers import ALL_GATES, random_circuit
 qiskit = pytest.importorskip("qiskit")
 from qiskit.quantum_info import Statevector  # noqa: E402
 
-EXPORTABLE = [g for g in ALL_GATES if g != "Unitary2"]
+EXPORTABLE = ALL_GATES  # every gate, QubitUnitary on two wires included
 
 
 def qiskit_state_in_our_order(qc, n):
@@ -71,6 +71,19 @@ def test_trained_quantum_layer_exports():
          (np.array([1, -1])[:, None, None], np.array([1, -1])[None, :, None],
           np.array([1, -1])[None, None, :])]
     np.testing.assert_allclose(layer(x).detach().numpy(), z, rtol=0, atol=1e-10)
+
+
+def test_two_qubit_unitary_decomposition_is_exact():
+    from qode.quantum.decompose import _interaction, kak
+    from quantum_helpers import random_unitary
+    rng = np.random.default_rng(3)
+    cnot = np.eye(4)[[0, 1, 3, 2]].astype(complex)
+    swap = np.eye(4)[[0, 2, 1, 3]].astype(complex)
+    local = np.kron(random_unitary(rng, 2), random_unitary(rng, 2))
+    for u in [random_unitary(rng, 4) for _ in range(30)] + [cnot, swap, np.eye(4), local]:
+        a1, a2, b1, b2, (a, b, c), g = kak(u)
+        rebuilt = np.exp(1j * g) * np.kron(a1, a2) @ _interaction(a, b, c) @ np.kron(b1, b2)
+        np.testing.assert_allclose(rebuilt, u, rtol=0, atol=1e-12)
 
 
 def test_export_errors():

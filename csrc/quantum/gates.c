@@ -169,7 +169,8 @@ void qode_gate_build(const qode_circuit *c, const qode_op *op, const double *a,
                      qode_gate_matrix *g)
 {
     const double r2 = 0.70710678118654752440;
-    memset(g->m, 0, sizeof(g->m));
+    /* One-qubit forms use 8 doubles; the two-qubit ones clear all 32 below. */
+    memset(g->m, 0, (qode_gate_wires(op->kind) == 1 ? 8 : 32) * sizeof(double));
     switch (op->kind) {
     case QODE_GATE_H:
         form_one_qubit(c, op, QODE_FORM_DENSE1, g);

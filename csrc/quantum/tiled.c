@@ -226,7 +226,8 @@ void qode_tile_schedule_free(qode_tile_schedule *s)
 /* Per-lane 2x2 matrices of one block: its gates U_j and suffix products. */
 static size_t block_scratch_doubles(const qode_tile_schedule *s)
 {
-    return (size_t)2 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
+    /* per segment and lane: V, S (8 doubles each) and up to 3 derivatives */
+    return (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
 }
 
 size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
@@ -822,6 +823,7 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     double *v = scratch_mats;                          /* v[(s * L + l) * 8]: V_s of lane l */
     double *suffix = scratch_mats + (size_t)m * L * 8; /* S_s of lane l */
+    double *dv = scratch_mats + (size_t)2 * m * L * 8; /* dV_s / d angle p: [(s*L+l)*3+p]*8 */
     double inv[8 * L], red[8 * L];
     for (int l = 0; l < L; l++) {
         if (st->shared && l > 0) { /* same matrices in every lane: copy lane 0 */
@@ -833,8 +835,22 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
             memcpy(inv + 8 * l, inv, 8 * sizeof(double));
             continue;
         }
-        for (int j = 0; j < m; j++)
-            segment_matrix(job, &segs[j], l, v + ((size_t)j * L + l) * 8);
+        for (int j = 0; j < m; j++) {
+            if (segs[j].data_op < 0) {
+                memcpy(v + ((size_t)j * L + l) * 8, segs[j].m, 8 * sizeof(double));
+                continue;
+            }
+            /* a data op: its matrix and derivatives, built once here */
+            qode_prepared_gate scratch;
+            const qode_op *op = &c->ops[segs[j].data_op];
+            const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, segs[j].data_op,
+                                                            lane_row(job, l), job->trainable, 1,
+                                                            &scratch);
+            gate_2x2(&pg->forward, v + ((size_t)j * L + l) * 8);
+            for (int k = 0; k < qode_gate_params(op->kind); k++)
+                if (c->refs[op->param_start + k].source != QODE_PARAM_CONSTANT)
+                    gate_2x2(&pg->derivative[k], dv + (((size_t)j * L + l) * 3 + k) * 8);
+        }
         identity_2x2(suffix + ((size_t)(m - 1) * L + l) * 8);
         for (int j = m - 2; j >= 0; j--)
             mul_2x2(suffix + ((size_t)(j + 1) * L + l) * 8, v + ((size_t)(j + 1) * L + l) * 8,
@@ -868,16 +884,11 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
                 continue;
             }
             const qode_op *op = &c->ops[seg->data_op];
-            qode_prepared_gate scratch;
-            const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, seg->data_op,
-                                                            lane_row(job, l), job->trainable, 1,
-                                                            &scratch);
             for (int k = 0; k < qode_gate_params(op->kind); k++) {
                 const qode_param_ref *r = &c->refs[op->param_start + k];
                 if (r->source == QODE_PARAM_CONSTANT)
                     continue;
-                double d[8];
-                gate_2x2(&pg->derivative[k], d);
+                const double *d = dv + (((size_t)j * L + l) * 3 + k) * 8;
                 add_gradient(job, r, l, 2.0 * trace_re(d, q), grad_data, grad_trainable);
             }
         }

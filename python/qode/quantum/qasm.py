@@ -6,17 +6,18 @@ qubit ``q[w]``.  Gates without a standard-library name are defined in the
 header of the file (``qode_rxx``, ``qode_ryy``, ``qode_rzz`` for the Ising
 gates), Rot becomes RZ RY RZ, and a one-qubit QubitUnitary becomes ``u3``
 (its global phase as ``gphase`` in OpenQASM 3; OpenQASM 2 has no global phase,
-which no measurement can see).  Two-qubit QubitUnitary gates are not exported
-(they would need a KAK decomposition): decompose them before exporting.
+which no measurement can see).  A two-qubit QubitUnitary is written through its
+KAK decomposition (see :mod:`qode.quantum.decompose`): u3 on each wire, the
+three Ising interactions, u3 on each wire.
 """
 from __future__ import annotations
 
-import cmath
 import math
 
 import numpy as np
 
 from .circuit import Circuit, Data, Weight
+from .decompose import kak, u3_angles
 
 _DEFINITIONS = """gate qode_rxx(theta) a, b {{ h a; h b; cx a, b; rz(theta) b; cx a, b; h a; h b; }}
 gate qode_ryy(theta) a, b {{ rx({half_pi}) a; rx({half_pi}) b; cx a, b; rz(theta) b; cx a, b; rx(-{half_pi}) a; rx(-{half_pi}) b; }}
@@ -43,23 +44,11 @@ def _number(x: float) -> str:
     return repr(float(x))
 
 
-def u3_angles(matrix: np.ndarray) -> tuple[float, float, float, float]:
-    """(theta, phi, delta, g) with matrix = e^{i g} U3(theta, phi, delta)."""
-    u = np.asarray(matrix, dtype=np.complex128)
-    theta = 2 * math.atan2(abs(u[1, 0]), abs(u[0, 0]))
-    if abs(u[0, 0]) > 1e-12:
-        g = cmath.phase(u[0, 0])
-        if abs(u[1, 0]) > 1e-12:
-            phi = cmath.phase(u[1, 0]) - g
-            delta = cmath.phase(-u[0, 1]) - g
-        else:
-            phi = 0.0
-            delta = cmath.phase(u[1, 1]) - g
-    else:  # cos(theta/2) = 0: only phi + delta... fix phi = 0
-        phi = 0.0
-        g = cmath.phase(u[1, 0])
-        delta = cmath.phase(-u[0, 1]) - g
-    return theta, phi, delta, g
+def _u3_lines(matrix: np.ndarray, qubit: str, version: int) -> list[str]:
+    """A one-qubit unitary as u3 (and gphase in OpenQASM 3)."""
+    theta, phi, delta, gph = u3_angles(matrix)
+    out = [f"gphase({_number(gph)});"] if version == 3 else []
+    return out + [f"u3({_number(theta)}, {_number(phi)}, {_number(delta)}) {qubit};"]
 
 
 def to_qasm(circuit: Circuit, data=None, weights=None, version: int = 3) -> str:
@@ -112,13 +101,18 @@ def to_qasm(circuit: Circuit, data=None, weights=None, version: int = 3) -> str:
         elif g.name == "PhaseShift":
             lines.append(f"{phase}({_number(angles[0])}) {qubits};")
         elif g.name == "Unitary1":
-            theta, phi, delta, gph = u3_angles(g.matrix)
+            lines += _u3_lines(g.matrix, qubits, version)
+        elif g.name == "Unitary2":
+            a1, a2, b1, b2, (a, b, c), gph = kak(g.matrix)
+            q0, q1 = (f"q[{wire}]" for wire in g.wires)
+            lines += _u3_lines(b1, q0, version) + _u3_lines(b2, q1, version)
+            # exp(i a XX) = RXX(-2a) with RXX(t) = exp(-i t XX / 2); same for YY, ZZ
+            lines += [f"qode_rxx({_number(-2 * a)}) {qubits};",
+                      f"qode_ryy({_number(-2 * b)}) {qubits};",
+                      f"qode_rzz({_number(-2 * c)}) {qubits};"]
+            lines += _u3_lines(a1, q0, version) + _u3_lines(a2, q1, version)
             if version == 3:
                 lines.append(f"gphase({_number(gph)});")
-            lines.append(f"u3({_number(theta)}, {_number(phi)}, {_number(delta)}) {qubits};")
-        elif g.name == "Unitary2":
-            raise NotImplementedError("export of a two-qubit QubitUnitary is not supported; "
-                                      "decompose it into one-qubit gates and CNOTs first")
         else:
             args = f"({', '.join(_number(a) for a in angles)})" if angles else ""
             lines.append(f"{names[g.name]}{args} {qubits};")
