@@ -66,6 +66,12 @@ def test_state_too_large_for_memory_names_the_bytes():
     c = qq.Circuit(62).h(0)
     with pytest.raises(MemoryError, match="bytes"):
         qq.probs(c)
+    # read-outs only still need a state vector
+    c = qq.Circuit(41).h(0)
+    with pytest.raises(MemoryError, match=r"needs 35184372088832 bytes"):
+        qq.expval(c, [qq.pauli("Z", 0)])
+    with pytest.raises(MemoryError, match="bytes"):
+        qq.expval(c, [qq.pauli("Z", 0)], dtype="complex64")
 
 
 def raw_spec(ops, refs=((2, 0),), values=(0.3,), n_qubits=2, n_data=0, n_trainable=0):

@@ -528,6 +528,13 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
         goto done;
     }
     npy_intp batch = PyArray_DIM(data_a, 0);
+    if (!want_probs && !want_states) {
+        /* read-outs only: the core still needs one state vector per thread */
+        PyArrayObject *probe = new_states(v.c.n_qubits, 0, (qode_dtype)dtype_code, 0.0);
+        if (probe == NULL)
+            goto done;
+        Py_DECREF(probe);
+    }
     if (obs_spec != Py_None) {
         if (obs_from_spec(obs_spec, &ov) < 0)
             goto done;
