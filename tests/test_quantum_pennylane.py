@@ -1,13 +1,12 @@
 """qode.quantum against PennyLane default.qubit on random circuits over the
 whole gate set: read-outs to 1e-10 and gradients (adjoint VJP) to 1e-8."""
 import numpy as np
+import pennylane as qml  # the trusted peer (test extra): a hard requirement
 import pytest
 import torch
 
 import qode.quantum as qq
 from quantum_helpers import apply_in_pennylane, pennylane_observable, random_circuit
-
-qml = pytest.importorskip("pennylane")  # in the test extra; skip only if absent
 
 
 def observables_for(n):
