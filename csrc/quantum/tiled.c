@@ -4,6 +4,7 @@
  * arrays first, computes, then writes back: the loops over lanes then have no
  * possible aliasing and vectorise.  The kernels are compiled twice (AVX2/FMA
  * and baseline x86-64) and the right one is picked when the library loads. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -96,8 +97,21 @@ static void segments_of_block(const qode_circuit *c, const qode_prepared_gate *p
     while (j < st->count) {
         qode_tile_segment *seg = &s->segments[(*n_segments)++];
         if (prepared[ops[j]].uses_data) {
+            const qode_op *op = &c->ops[ops[j]];
             seg->data_op = ops[j];
             seg->grad_start = seg->grad_count = 0;
+            seg->rotation = op->kind == QODE_GATE_RX || op->kind == QODE_GATE_RY ||
+                            op->kind == QODE_GATE_RZ;
+            if (seg->rotation) {
+                qode_gate_matrix g;
+                double angles[3] = {0.0, 0.0, 0.0};
+                seg->column = c->refs[op->param_start].index;
+                qode_gate_build(c, op, angles, &g);
+                gate_2x2(&g, seg->m);
+                angles[0] = 3.14159265358979323846;
+                qode_gate_build(c, op, angles, &g);
+                gate_2x2(&g, seg->m_pi);
+            }
             st->shared = 0;
             j++;
             continue;
@@ -106,6 +120,7 @@ static void segments_of_block(const qode_circuit *c, const qode_prepared_gate *p
         while (end < st->count && !prepared[ops[end]].uses_data)
             end++;
         seg->data_op = -1;
+        seg->rotation = 0;
         identity_2x2(seg->m);
         for (int32_t q = j; q < end; q++) {
             double u[8], tmp[8];
@@ -437,6 +452,13 @@ static void segment_matrix(const qode_tile_job *job, const qode_tile_segment *se
 {
     if (seg->data_op < 0) {
         memcpy(out, seg->m, sizeof seg->m);
+        return;
+    }
+    if (seg->rotation) {
+        double t = lane_row(job, l)[seg->column] / 2;
+        double c = cos(t), s = sin(t);
+        for (int k = 0; k < 8; k++)
+            out[k] = c * seg->m[k] + s * seg->m_pi[k];
         return;
     }
     qode_prepared_gate scratch;
@@ -838,6 +860,16 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
         for (int j = 0; j < m; j++) {
             if (segs[j].data_op < 0) {
                 memcpy(v + ((size_t)j * L + l) * 8, segs[j].m, 8 * sizeof(double));
+                continue;
+            }
+            if (segs[j].rotation) { /* U = c U(0) + s U(pi), dU/dt = (c U(pi) - s U(0)) / 2 */
+                double t = lane_row(job, l)[segs[j].column] / 2;
+                double cs = cos(t), sn = sin(t);
+                double *u = v + ((size_t)j * L + l) * 8, *du = dv + ((size_t)j * L + l) * 3 * 8;
+                for (int k = 0; k < 8; k++) {
+                    u[k] = cs * segs[j].m[k] + sn * segs[j].m_pi[k];
+                    du[k] = 0.5 * (cs * segs[j].m_pi[k] - sn * segs[j].m[k]);
+                }
                 continue;
             }
             /* a data op: its matrix and derivatives, built once here */

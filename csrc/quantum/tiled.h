@@ -54,6 +54,11 @@ typedef struct {
     double m[8];        /* shared run: its product */
     int32_t grad_start; /* shared run: its entries in the schedule's grads */
     int32_t grad_count;
+    /* A data op RX/RY/RZ(data(k)) is U(t) = cos(t/2) U(0) + sin(t/2) U(pi):
+     * rotation = 1, column k, m = U(0), m_pi = U(pi); no general gate build. */
+    int32_t rotation;
+    int32_t column;
+    double m_pi[8];
 } qode_tile_segment;
 
 typedef struct {
