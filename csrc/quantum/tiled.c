@@ -901,15 +901,22 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, do
             continue;
         memset(qsum, 0, sizeof qsum);
         for (int l = 0; l < job->valid; l++) {
-            /* prefix P_j of lane l */
+            /* Q = P_j R S_j; P_0 and S_{m-1} are identities, skip them */
             double p[8], tmp[8], q[8];
-            identity_2x2(p);
-            for (int k = 0; k < j; k++) {
-                mul_2x2(v + ((size_t)k * L + l) * 8, p, tmp);
-                memcpy(p, tmp, sizeof tmp);
+            const double *left = red + 8 * l;
+            if (j > 0) {
+                memcpy(p, v + (size_t)l * 8, sizeof p); /* P_j = V_{j-1} ... V_0 */
+                for (int k = 1; k < j; k++) {
+                    mul_2x2(v + ((size_t)k * L + l) * 8, p, tmp);
+                    memcpy(p, tmp, sizeof tmp);
+                }
+                mul_2x2(p, red + 8 * l, tmp);
+                left = tmp;
             }
-            mul_2x2(p, red + 8 * l, tmp);
-            mul_2x2(tmp, suffix + ((size_t)j * L + l) * 8, q); /* Q = P R S */
+            if (j < m - 1)
+                mul_2x2(left, suffix + ((size_t)j * L + l) * 8, q);
+            else
+                memcpy(q, left, sizeof q);
             if (seg->data_op < 0) {
                 for (int k = 0; k < 8; k++)
                     qsum[k] += q[k];
