@@ -184,7 +184,7 @@ static PyArrayObject *new_states(int n_qubits, npy_intp batch, qode_dtype dtype,
 {
     char msg[MSG_LEN];
     size_t bytes;
-    qode_status st = qode_state_bytes(n_qubits, batch, dtype, &bytes, msg, sizeof msg);
+    qode_status st = qode_qstate_bytes(n_qubits, batch, dtype, &bytes, msg, sizeof msg);
     if (st != QODE_OK) {
         raise_quantum(st, msg);
         return NULL;

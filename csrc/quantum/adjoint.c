@@ -53,7 +53,7 @@ static void seed_lambda(const vjp_ctx *x, int64_t b, const void *psi, void *lam)
             if (g == 0.0)
                 continue;
             for (int64_t t = o->term_start[k]; t < o->term_start[k + 1]; t++)
-                qode_state_add_pauli(lam, psi, x->dtype, n, o->x_mask[t], o->z_mask[t],
+                qode_qstate_add_pauli(lam, psi, x->dtype, n, o->x_mask[t], o->z_mask[t],
                                      g * o->coeff[t]);
         }
     }
@@ -106,9 +106,9 @@ static void vjp_rows(void *arg, int thread, int64_t b0, int64_t b1)
         if (x->states != NULL) {
             memcpy(phi, x->states + (size_t)b * state_bytes, state_bytes);
         } else { /* recompute psi_b */
-            qode_state_set_zero_state(phi, x->dtype, n);
+            qode_qstate_set_zero_state(phi, x->dtype, n);
             for (int32_t k = 0; k < c->n_ops; k++)
-                qode_state_apply(phi, x->dtype, n,
+                qode_qstate_apply(phi, x->dtype, n,
                                  &qode_prepared_op(c, x->prepared, k, row, x->trainable, 0,
                                                    &scratch)->forward);
         }
@@ -117,21 +117,21 @@ static void vjp_rows(void *arg, int thread, int64_t b0, int64_t b1)
             const qode_op *op = &c->ops[k];
             const qode_prepared_gate *g =
                 qode_prepared_op(c, x->prepared, k, row, x->trainable, 1, &scratch);
-            qode_state_apply(phi, x->dtype, n, &g->inverse);
+            qode_qstate_apply(phi, x->dtype, n, &g->inverse);
             int np = qode_gate_params(op->kind);
             for (int j = 0; j < np; j++) {
                 const qode_param_ref *r = &c->refs[op->param_start + j];
                 if (r->source == QODE_PARAM_CONSTANT)
                     continue;
                 double re, im;
-                qode_state_inner(lam, phi, x->dtype, n, &g->derivative[j], &re, &im);
+                qode_qstate_inner(lam, phi, x->dtype, n, &g->derivative[j], &re, &im);
                 if (r->source == QODE_PARAM_DATA)
                     grow[r->index] += 2.0 * re;
                 else
                     gtrain[r->index] += 2.0 * re;
             }
             if (k > 0)
-                qode_state_apply(lam, x->dtype, n, &g->inverse);
+                qode_qstate_apply(lam, x->dtype, n, &g->inverse);
         }
     }
 }
@@ -156,7 +156,7 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
         return QODE_ERR_INVALID_ARGUMENT;
     }
     if ((st = qode_circuit_validate(c, msg, len)) != QODE_OK ||
-        (st = qode_state_bytes(c->n_qubits, batch, dtype, &bytes, msg, len)) != QODE_OK ||
+        (st = qode_qstate_bytes(c->n_qubits, batch, dtype, &bytes, msg, len)) != QODE_OK ||
         (st = qode_circuit_check_params(c, batch, data, trainable, msg, len)) != QODE_OK)
         return st;
     if (obs != NULL && (st = qode_observables_validate(obs, c->n_qubits, msg, len)) != QODE_OK)
@@ -168,7 +168,7 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     double terms = obs != NULL ? (double)obs->term_start[obs->n_obs] : 0.0;
     double work_per_row = (double)dim * (4.0 * c->n_ops + terms + 2.0);
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    int threads = qode_batch_threads(n_threads, units,
+    int threads = qode_qbatch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
@@ -192,7 +192,7 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
                  grad_probs, grad_data, gtrain, train_stride, workspace, work_doubles,
                  prepared, batch, sched};
-    st = qode_batch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
+    st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     for (int32_t i = 0; i < c->n_trainable; i++) {
         double total = 0.0;
         for (int t = 0; t < threads; t++)

@@ -160,7 +160,7 @@ qode_status qode_circuit_check_params(const qode_circuit *c, int64_t batch,
     return QODE_OK;
 }
 
-qode_status qode_state_bytes(int32_t n_qubits, int64_t batch, qode_dtype dtype,
+qode_status qode_qstate_bytes(int32_t n_qubits, int64_t batch, qode_dtype dtype,
                              size_t *bytes, char *msg, size_t len)
 {
     char buf[256];

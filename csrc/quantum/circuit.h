@@ -126,7 +126,7 @@ qode_status qode_circuit_check_params(const qode_circuit *c, int64_t batch,
 /* Bytes needed for `batch` state vectors of n qubits of the given complex
  * dtype.  Returns QODE_ERR_NO_MEMORY (with a message naming the size) on
  * overflow of size_t. */
-qode_status qode_state_bytes(int32_t n_qubits, int64_t batch, qode_dtype dtype,
+qode_status qode_qstate_bytes(int32_t n_qubits, int64_t batch, qode_dtype dtype,
                              size_t *bytes, char *msg, size_t msg_len);
 
 #endif /* QODE_QUANTUM_CIRCUIT_H */

@@ -51,7 +51,7 @@ static uint64_t spread(uint64_t k, const int *pos, int np)
 #undef REAL
 #undef SUFFIX
 
-void qode_state_set_zero_state(void *s, qode_dtype dtype, int n)
+void qode_qstate_set_zero_state(void *s, qode_dtype dtype, int n)
 {
     size_t bytes = qode_dtype_size(dtype) << n;
     memset(s, 0, bytes);
@@ -139,7 +139,7 @@ static void diag1_vec(double *s, uint64_t dim, int t, const double *d)
     }
 }
 
-void qode_state_apply(void *s, qode_dtype dtype, int n, const qode_gate_matrix *g)
+void qode_qstate_apply(void *s, qode_dtype dtype, int n, const qode_gate_matrix *g)
 {
     if (dtype == QODE_COMPLEX128) {
         /* n >= 1 always, so dim >= 2 and vectors of two amplitudes fit */
@@ -154,7 +154,7 @@ void qode_state_apply(void *s, qode_dtype dtype, int n, const qode_gate_matrix *
     }
 }
 
-void qode_state_inner(const void *lam, const void *phi, qode_dtype dtype, int n,
+void qode_qstate_inner(const void *lam, const void *phi, qode_dtype dtype, int n,
                       const qode_gate_matrix *g, double *re, double *im)
 {
     if (dtype == QODE_COMPLEX128)
@@ -163,14 +163,14 @@ void qode_state_inner(const void *lam, const void *phi, qode_dtype dtype, int n,
         inner_gate_c64((const float *)lam, (const float *)phi, n, g, re, im);
 }
 
-double qode_state_expval_pauli(const void *s, qode_dtype dtype, int n, uint64_t x, uint64_t z)
+double qode_qstate_expval_pauli(const void *s, qode_dtype dtype, int n, uint64_t x, uint64_t z)
 {
     if (dtype == QODE_COMPLEX128)
         return expval_pauli_c128((const double *)s, n, x, z);
     return expval_pauli_c64((const float *)s, n, x, z);
 }
 
-void qode_state_add_pauli(void *out, const void *s, qode_dtype dtype, int n, uint64_t x,
+void qode_qstate_add_pauli(void *out, const void *s, qode_dtype dtype, int n, uint64_t x,
                           uint64_t z, double w)
 {
     if (dtype == QODE_COMPLEX128)
@@ -179,7 +179,7 @@ void qode_state_add_pauli(void *out, const void *s, qode_dtype dtype, int n, uin
         add_pauli_c64((float *)out, (const float *)s, n, x, z, w);
 }
 
-void qode_state_probabilities(const void *s, qode_dtype dtype, int n, double *p)
+void qode_qstate_probabilities(const void *s, qode_dtype dtype, int n, double *p)
 {
     if (dtype == QODE_COMPLEX128)
         probabilities_c128((const double *)s, n, p);

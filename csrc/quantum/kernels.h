@@ -11,23 +11,23 @@
 #include "quantum/gates.h"
 
 /* s <- |0...0>. */
-void qode_state_set_zero_state(void *s, qode_dtype dtype, int n);
+void qode_qstate_set_zero_state(void *s, qode_dtype dtype, int n);
 
 /* s <- G s. */
-void qode_state_apply(void *s, qode_dtype dtype, int n, const qode_gate_matrix *g);
+void qode_qstate_apply(void *s, qode_dtype dtype, int n, const qode_gate_matrix *g);
 
 /* <lam| G |phi> for a derivative matrix G (CTRL1: zero where a control is 0). */
-void qode_state_inner(const void *lam, const void *phi, qode_dtype dtype, int n,
+void qode_qstate_inner(const void *lam, const void *phi, qode_dtype dtype, int n,
                       const qode_gate_matrix *g, double *re, double *im);
 
 /* <s| P |s> for the Pauli word with masks (x, z) (real for Hermitian P). */
-double qode_state_expval_pauli(const void *s, qode_dtype dtype, int n, uint64_t x, uint64_t z);
+double qode_qstate_expval_pauli(const void *s, qode_dtype dtype, int n, uint64_t x, uint64_t z);
 
 /* out += w P s. */
-void qode_state_add_pauli(void *out, const void *s, qode_dtype dtype, int n, uint64_t x,
+void qode_qstate_add_pauli(void *out, const void *s, qode_dtype dtype, int n, uint64_t x,
                           uint64_t z, double w);
 
 /* p[i] = |s_i|^2 for all 2^n basis states. */
-void qode_state_probabilities(const void *s, qode_dtype dtype, int n, double *p);
+void qode_qstate_probabilities(const void *s, qode_dtype dtype, int n, double *p);
 
 #endif /* QODE_QUANTUM_KERNELS_H */

@@ -9,7 +9,7 @@
 #define QODE_PARALLEL_MIN_WORK 65536.0
 #define QODE_MAX_THREADS 64
 
-int qode_batch_threads(int requested, int64_t batch, double work_per_item)
+int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
 {
     int n = requested;
     if (n <= 0) {
@@ -26,7 +26,7 @@ int qode_batch_threads(int requested, int64_t batch, double work_per_item)
 }
 
 typedef struct {
-    qode_batch_fn fn;
+    qode_qbatch_fn fn;
     void *ctx;
     int thread;
     int64_t b0, b1;
@@ -39,7 +39,7 @@ static void *run_chunk(void *arg)
     return NULL;
 }
 
-qode_status qode_batch_run(qode_batch_fn fn, void *ctx, int64_t batch, int n_threads)
+qode_status qode_qbatch_run(qode_qbatch_fn fn, void *ctx, int64_t batch, int n_threads)
 {
     if (n_threads <= 1 || batch <= 1) {
         fn(ctx, 0, 0, batch);

@@ -59,24 +59,24 @@ static void run_rows(void *arg, int thread, int64_t b0, int64_t b1)
         void *s = x->states != NULL ? x->states + (size_t)b * state_bytes
                                     : (void *)(x->work + (size_t)thread * x->work_doubles);
         const double *row = c->n_data > 0 ? x->data + (size_t)b * c->n_data : NULL;
-        qode_state_set_zero_state(s, x->dtype, n);
+        qode_qstate_set_zero_state(s, x->dtype, n);
         for (int32_t k = 0; k < c->n_ops; k++) {
             const qode_prepared_gate *g =
                 qode_prepared_op(c, x->prepared, k, row, x->trainable, 0, &scratch);
-            qode_state_apply(s, x->dtype, n, &g->forward);
+            qode_qstate_apply(s, x->dtype, n, &g->forward);
         }
         if (x->expval != NULL) {
             const qode_observables *o = x->obs;
             for (int32_t k = 0; k < o->n_obs; k++) {
                 double v = 0.0;
                 for (int64_t t = o->term_start[k]; t < o->term_start[k + 1]; t++)
-                    v += o->coeff[t] * qode_state_expval_pauli(s, x->dtype, n, o->x_mask[t],
+                    v += o->coeff[t] * qode_qstate_expval_pauli(s, x->dtype, n, o->x_mask[t],
                                                                o->z_mask[t]);
                 x->expval[(size_t)b * o->n_obs + k] = v;
             }
         }
         if (x->probs != NULL)
-            qode_state_probabilities(s, x->dtype, n, x->probs + (size_t)b * dim);
+            qode_qstate_probabilities(s, x->dtype, n, x->probs + (size_t)b * dim);
     }
 }
 
@@ -114,7 +114,7 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     if ((st = check_dtype(dtype, msg, len)) != QODE_OK ||
         (st = check_batch(batch, msg, len)) != QODE_OK ||
         (st = qode_circuit_validate(c, msg, len)) != QODE_OK ||
-        (st = qode_state_bytes(c->n_qubits, batch, dtype, &bytes, msg, len)) != QODE_OK ||
+        (st = qode_qstate_bytes(c->n_qubits, batch, dtype, &bytes, msg, len)) != QODE_OK ||
         (st = qode_circuit_check_params(c, batch, data, trainable, msg, len)) != QODE_OK)
         return st;
     if (expval != NULL) {
@@ -132,7 +132,7 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     double terms = (expval != NULL) ? (double)obs->term_start[obs->n_obs] : 0.0;
     double work_per_row = (double)dim * (c->n_ops + terms + 1);
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    int threads = qode_batch_threads(n_threads, units,
+    int threads = qode_qbatch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
     qode_tile_schedule *sched =
@@ -152,7 +152,7 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     }
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
                  work, work_doubles, tiled, batch, sched};
-    st = qode_batch_run(tiled ? run_tiles : run_rows, &x, units, threads);
+    st = qode_qbatch_run(tiled ? run_tiles : run_rows, &x, units, threads);
     free(prepared);
     free(work);
     qode_tile_schedule_free(sched);
@@ -187,7 +187,7 @@ static void expval_rows(void *arg, int thread, int64_t b0, int64_t b1)
         for (int32_t k = 0; k < o->n_obs; k++) {
             double v = 0.0;
             for (int64_t t = o->term_start[k]; t < o->term_start[k + 1]; t++)
-                v += o->coeff[t] * qode_state_expval_pauli(s, x->dtype, x->n, o->x_mask[t],
+                v += o->coeff[t] * qode_qstate_expval_pauli(s, x->dtype, x->n, o->x_mask[t],
                                                            o->z_mask[t]);
             x->out[(size_t)b * o->n_obs + k] = v;
         }
@@ -205,7 +205,7 @@ qode_status qode_qsim_expval(const qode_observables *obs, qode_dtype dtype, int3
         return st;
     expval_ctx x = {obs, dtype, n, (const char *)states, out};
     double work = (double)((uint64_t)1 << n) * (double)(obs->term_start[obs->n_obs] + 1);
-    return qode_batch_run(expval_rows, &x, batch, qode_batch_threads(n_threads, batch, work));
+    return qode_qbatch_run(expval_rows, &x, batch, qode_qbatch_threads(n_threads, batch, work));
 }
 
 /* ---- probabilities -------------------------------------------------------- */
@@ -223,7 +223,7 @@ static void probs_rows(void *arg, int thread, int64_t b0, int64_t b1)
     size_t dim = (size_t)1 << x->n;
     size_t state_bytes = qode_dtype_size(x->dtype) * dim;
     for (int64_t b = b0; b < b1; b++)
-        qode_state_probabilities(x->states + (size_t)b * state_bytes, x->dtype, x->n,
+        qode_qstate_probabilities(x->states + (size_t)b * state_bytes, x->dtype, x->n,
                                  x->out + (size_t)b * dim);
 }
 
@@ -236,7 +236,7 @@ qode_status qode_qsim_probs(qode_dtype dtype, int32_t n, int64_t batch, const vo
         return st;
     probs_ctx x = {dtype, n, (const char *)states, out};
     double work = (double)((uint64_t)1 << n);
-    return qode_batch_run(probs_rows, &x, batch, qode_batch_threads(n_threads, batch, work));
+    return qode_qbatch_run(probs_rows, &x, batch, qode_qbatch_threads(n_threads, batch, work));
 }
 
 /* ---- sampling ------------------------------------------------------------- */
@@ -267,7 +267,7 @@ static void sample_rows(void *arg, int thread, int64_t b0, int64_t b1)
     size_t state_bytes = qode_dtype_size(x->dtype) * dim;
     double *cdf = x->cdf + (size_t)thread * dim;
     for (int64_t b = b0; b < b1; b++) {
-        qode_state_probabilities(x->states + (size_t)b * state_bytes, x->dtype, x->n, cdf);
+        qode_qstate_probabilities(x->states + (size_t)b * state_bytes, x->dtype, x->n, cdf);
         for (size_t i = 1; i < dim; i++)
             cdf[i] += cdf[i - 1];
         double total = cdf[dim - 1];
@@ -305,7 +305,7 @@ qode_status qode_qsim_sample(qode_dtype dtype, int32_t n, int64_t batch, const v
         return QODE_ERR_INVALID_ARGUMENT;
     }
     double work = (double)((uint64_t)1 << n) + (double)shots * n;
-    int threads = qode_batch_threads(n_threads, batch, work);
+    int threads = qode_qbatch_threads(n_threads, batch, work);
     double *cdf = malloc(sizeof(double) * ((size_t)1 << n) * (size_t)threads);
     if (cdf == NULL) {
         if (msg != NULL && len > 0)
@@ -314,7 +314,7 @@ qode_status qode_qsim_sample(qode_dtype dtype, int32_t n, int64_t batch, const v
         return QODE_ERR_NO_MEMORY;
     }
     sample_ctx x = {dtype, n, (const char *)states, shots, seed, out, cdf};
-    st = qode_batch_run(sample_rows, &x, batch, threads);
+    st = qode_qbatch_run(sample_rows, &x, batch, threads);
     free(cdf);
     return st;
 }

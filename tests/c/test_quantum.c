@@ -222,9 +222,9 @@ static void test_validation_errors(void)
     CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, nan_data, NULL, states, 1, msg, sizeof msg) ==
           QODE_ERR_NONFINITE, "NaN angle accepted");
     size_t bytes;
-    CHECK(qode_state_bytes(70, 1, QODE_COMPLEX128, &bytes, msg, sizeof msg) == QODE_ERR_NO_MEMORY &&
+    CHECK(qode_qstate_bytes(70, 1, QODE_COMPLEX128, &bytes, msg, sizeof msg) == QODE_ERR_NO_MEMORY &&
           strstr(msg, "bytes") != NULL, "huge state accepted: %s", msg);
-    CHECK(qode_state_bytes(10, 3, QODE_COMPLEX64, &bytes, msg, sizeof msg) == QODE_OK &&
+    CHECK(qode_qstate_bytes(10, 3, QODE_COMPLEX64, &bytes, msg, sizeof msg) == QODE_OK &&
           bytes == 3 * 1024 * 8, "bytes %zu", bytes);
 }
 
