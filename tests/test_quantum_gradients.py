@@ -117,3 +117,21 @@ def test_batch_shape_and_threads_do_not_change_results():
     qq.expval(c, qq.z_all(6), td, tw, n_threads=2).sum().backward()
     torch.testing.assert_close(td.grad, g1[0], rtol=0, atol=0)
     torch.testing.assert_close(tw.grad, g1[1], rtol=1e-13, atol=1e-12)
+
+
+def test_edge_cases_empty_batch_no_gates_weights_only():
+    c = qq.vqc_circuit(3, 1)
+    assert qq.expval(c, qq.z_all(3), np.zeros((0, 3)), np.zeros(9)).shape == (0, 3)
+    x = torch.zeros((0, 3), dtype=torch.float64, requires_grad=True)
+    w = torch.zeros(9, dtype=torch.float64, requires_grad=True)
+    qq.expval(c, qq.z_all(3), x, w).sum().backward()
+    assert x.grad.shape == (0, 3) and torch.all(w.grad == 0)
+    empty = qq.Circuit(2)
+    np.testing.assert_array_equal(qq.probs(empty), [1, 0, 0, 0])
+    np.testing.assert_array_equal(qq.expval(empty, [qq.pauli("Z", 1), qq.pauli("II", [0, 1])]), [1, 1])
+    one = qq.Circuit(1).rx(0, qq.weight(0))
+    w = torch.tensor([0.3], dtype=torch.float64, requires_grad=True)
+    out = qq.expval(one, [qq.pauli("Z", 0)], None, w)
+    assert out.shape == (1,) and out.dtype == torch.float64
+    out.sum().backward()
+    assert abs(float(w.grad[0]) + np.sin(0.3)) < 1e-12

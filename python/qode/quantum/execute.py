@@ -59,7 +59,8 @@ def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int,
             raise ValueError(f"the circuit reads {n_data} data column(s); pass data of shape "
                              f"(..., {n_data})")
         batch_shape: tuple[int, ...] = ()
-        data = torch.zeros((1, 0), dtype=torch.float64) if _is_tensor(weights) else np.zeros((1, 0))
+        data = (torch.zeros((1, 0), dtype=weights.dtype) if _is_tensor(weights)
+                else np.zeros((1, 0)))
     else:
         if not _is_tensor(data):
             data = np.asarray(data, dtype=np.float64)
