@@ -23,6 +23,7 @@
 /* Method tables of the domains. */
 extern PyMethodDef qode_solver_methods[];
 extern PyMethodDef qode_social_methods[];
+extern PyMethodDef qode_quantum_methods[];
 
 /* Sets a Python exception for a failed core status unless one is already set
  * (a callback that raised keeps its own exception).  `detail` may be NULL.

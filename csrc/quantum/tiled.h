@@ -1,0 +1,122 @@
+/* The batched path for small circuits: QODE_TILE_LANES circuits at a time.
+ *
+ * A circuit of a few qubits has so few amplitudes (16 for 4 qubits) that a
+ * loop over them cannot use the vector units, and per-gate overheads dominate.
+ * Here the state vectors of QODE_TILE_LANES circuits are interleaved, amplitude
+ * by amplitude ("lanes", as in SIMD), with real and imaginary parts in separate
+ * planes:
+ *     re[i * LANES + l], im[i * LANES + l]   (amplitude i of circuit l).
+ * Each gate then updates all lanes of an amplitude pair in one short loop that
+ * the compiler vectorises, every lane with its own gate matrix (the circuits
+ * differ in their data angles).  Arithmetic is in double for both state
+ * dtypes; complex64 results are rounded when stored.
+ *
+ * Used by forward.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and the
+ * batch has more than one circuit.
+ */
+#ifndef QODE_QUANTUM_TILED_H
+#define QODE_QUANTUM_TILED_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "quantum/circuit.h"
+#include "quantum/prepare.h"
+
+#define QODE_TILE_LANES 8
+#define QODE_TILE_MAX_QUBITS 10
+
+/* Gate fusion.  One-qubit gates on different wires commute, and a one-qubit
+ * gate commutes with every gate that does not touch its wire.  So the circuit
+ * is executed as a list of steps: a multi-qubit gate, or a "block", the
+ * product of all one-qubit gates on one wire since that wire was last touched
+ * by a multi-qubit gate.  A block costs one pass over the state however many
+ * gates it holds (seed 002's RY + RX RY RZ on a wire is one pass), and in the
+ * adjoint sweep all its angles are differentiated from one reduced 2x2
+ * matrix (see qode_tile_adjoint). */
+typedef struct {
+    int32_t op;        /* multi-qubit step: index of the op; block: -1 */
+    int32_t wire;      /* block: its wire */
+    int32_t start;     /* block: first entry in block_ops */
+    int32_t count;     /* block: number of ops */
+    int32_t seg_start; /* block: first of its segments */
+    int32_t seg_count;
+    int32_t shared;    /* block: 1 if no op of it reads data (same for all lanes) */
+} qode_tile_step;
+
+/* A block is a product of segments: a single op that reads data (different
+ * in every circuit), or a run of ops that do not (pre-multiplied once per
+ * call into `m`).  For each trainable angle in a run, `grad` lists the 2x2
+ * A = (run after the op) dU/dt (run before the op), so that the angle's
+ * gradient is 2 Re Tr(A Q) with Q the per-lane reduced matrix of the run. */
+typedef struct {
+    int32_t data_op;    /* index of the op, or -1 for a shared run */
+    double m[8];        /* shared run: its product */
+    int32_t grad_start; /* shared run: its entries in the schedule's grads */
+    int32_t grad_count;
+    /* A data op RX/RY/RZ(data(k)) is U(t) = cos(t/2) U(0) + sin(t/2) U(pi):
+     * rotation = 1, column k, m = U(0), m_pi = U(pi); no general gate build. */
+    int32_t rotation;
+    int32_t column;
+    double m_pi[8];
+} qode_tile_segment;
+
+typedef struct {
+    double a[8];
+    int32_t index; /* trainable index */
+} qode_tile_shared_grad;
+
+typedef struct {
+    int32_t n_steps;
+    qode_tile_step *steps;
+    int32_t *block_ops; /* op indices of all blocks, each block in circuit order */
+    int32_t max_block;  /* longest block */
+    qode_tile_segment *segments;
+    qode_tile_shared_grad *grads;
+} qode_tile_schedule;
+
+/* Builds the schedule of a validated circuit (NULL when out of memory), with
+ * the shared matrices taken from `prepared` (with derivatives when
+ * `with_derivatives`, as qode_prepare_gates was called). */
+qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
+                                           const qode_prepared_gate *prepared,
+                                           int with_derivatives);
+void qode_tile_schedule_free(qode_tile_schedule *s);
+
+/* Doubles of work space one thread needs: forward (adjoint = 0) or adjoint. */
+size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n_qubits, int adjoint);
+
+/* Doubles of one tile state (both planes). */
+size_t qode_tile_state_doubles(int n_qubits);
+
+/* Everything one tile computation reads; rows [b0, b0 + valid) of the batch. */
+typedef struct {
+    const qode_circuit *c;
+    const qode_tile_schedule *sched;
+    const qode_prepared_gate *prepared;
+    const double *data;
+    const double *trainable;
+    int64_t b0;
+    int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
+} qode_tile_job;
+
+/* Runs the circuits of the tile from |0...0> into (re, im); `work` as from
+ * qode_tile_work_doubles(..., 0) minus the tile state. */
+void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work);
+
+/* Read-outs of a simulated tile (each may be NULL):
+ *   expval  rows b0.. of a (batch, n_obs) matrix,
+ *   probs   rows b0.. of a (batch, 2^n) matrix,
+ *   states  rows b0.. of a (batch, 2^n) complex matrix of dtype. */
+void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
+                       const qode_observables *obs, double *expval, double *probs,
+                       void *states, qode_dtype dtype);
+
+/* Adjoint sweep for a tile.  Work space: qode_tile_work_doubles(..., 1).
+ * Adds the trainable gradients (summed over the valid lanes) into
+ * grad_trainable and writes rows b0.. of grad_data. */
+void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
+                       const double *grad_expval, const double *grad_probs, double *work,
+                       double *grad_data, double *grad_trainable);
+
+#endif /* QODE_QUANTUM_TILED_H */

@@ -1,0 +1,228 @@
+"""Running circuits on NumPy arrays or torch tensors.
+
+``data`` has shape ``(..., n_data)``: every leading index is one circuit of the
+batch (same gates, its own data row).  ``weights`` has shape ``(n_weights,)``
+and is shared.  With torch tensors the results carry autograd: the backward
+pass is one adjoint sweep per circuit in C (``qsim_adjoint_vjp``), giving
+gradients for data and weights together.
+
+Precision: complex128 state vectors by default; float32 inputs (or
+``dtype="complex64"``) use complex64 state vectors and return float32.
+"""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from .. import _C
+from .circuit import Circuit
+from .observables import PauliSum, observables_spec
+
+try:  # torch is optional for the NumPy path
+    import torch
+except ImportError:  # pragma: no cover - torch is a test dependency
+    torch = None
+
+_DTYPE_CODES = {"complex64": 2, "complex128": 3}
+
+
+def _is_tensor(x: Any) -> bool:
+    return torch is not None and isinstance(x, torch.Tensor)
+
+
+def _state_dtype(dtype: str | None, data: Any, weights: Any) -> str:
+    if dtype is not None:
+        if dtype not in _DTYPE_CODES:
+            raise ValueError(f"dtype must be 'complex64' or 'complex128', got {dtype!r}")
+        return dtype
+    for x in (data, weights):
+        if x is not None and getattr(x, "dtype", None) in (np.float32, getattr(torch, "float32", None)):
+            return "complex64"
+    return "complex128"
+
+
+def _as_numpy(x: Any) -> np.ndarray:
+    if _is_tensor(x):
+        return x.detach().cpu().to(torch.float64).numpy()
+    return np.asarray(x, dtype=np.float64)
+
+
+def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int, ...], Any, Any]:
+    """Validates shapes and values; returns (batch_shape, data, weights) with
+    data reshaped to (batch, n_data) (same array type as given)."""
+    if not isinstance(circuit, Circuit):
+        raise TypeError(f"circuit must be a qode.quantum.Circuit, got {type(circuit).__name__}")
+    n_data, n_weights = circuit.num_data, circuit.num_weights
+    if data is None:
+        if n_data > 0:
+            raise ValueError(f"the circuit reads {n_data} data column(s); pass data of shape "
+                             f"(..., {n_data})")
+        batch_shape: tuple[int, ...] = ()
+        data = (torch.zeros((1, 0), dtype=weights.dtype) if _is_tensor(weights)
+                else np.zeros((1, 0)))
+    else:
+        if not _is_tensor(data):
+            data = np.asarray(data, dtype=np.float64)
+        if data.ndim < 1 or data.shape[-1] != n_data:
+            raise ValueError(f"data must have shape (..., {n_data}) for this circuit, got "
+                             f"{tuple(data.shape)}")
+        batch_shape = tuple(data.shape[:-1])
+        data = data.reshape(-1, n_data)
+    if weights is None:
+        if n_weights > 0:
+            raise ValueError(f"the circuit has {n_weights} trainable weight(s); pass weights "
+                             f"of shape ({n_weights},)")
+        weights = torch.zeros(0, dtype=torch.float64) if _is_tensor(data) else np.zeros(0)
+    else:
+        if not _is_tensor(weights):
+            weights = np.asarray(weights, dtype=np.float64)
+        if tuple(weights.shape) != (n_weights,):
+            raise ValueError(f"weights must have shape ({n_weights},) for this circuit, got "
+                             f"{tuple(weights.shape)}")
+    for name, x in (("data", data), ("weights", weights)):
+        finite = torch.isfinite(x).all().item() if _is_tensor(x) else np.isfinite(x).all()
+        if not finite:
+            raise ValueError(f"{name} contains NaN or infinite angles")
+    return batch_shape, data, weights
+
+
+class _Runner:
+    """What one execution needs besides the tensors: packed circuit and
+    observables, what to read out, precision and threads."""
+
+    def __init__(self, circuit: Circuit, observables: Sequence[PauliSum] | None,
+                 want_probs: bool, dtype: str, n_threads: int):
+        self.spec = circuit.spec()
+        self.n_qubits = circuit.n_qubits
+        self.obs_spec = observables_spec(observables, circuit.n_qubits) if observables else None
+        self.n_obs = len(observables) if observables else 0
+        self.want_probs = want_probs
+        self.dtype_code = _DTYPE_CODES[dtype]
+        self.n_threads = int(n_threads)
+
+    def forward(self, data: np.ndarray, weights: np.ndarray):
+        """(expvals (B, n_obs), probs (B, 2^n)); unrequested ones are (B, 0)."""
+        _, ev, pr = _C.qsim_forward(self.spec, data, weights, self.dtype_code, self.obs_spec,
+                                    self.want_probs, False, self.n_threads)
+        empty = np.zeros((data.shape[0], 0))
+        return (ev if ev is not None else empty), (pr if pr is not None else empty)
+
+    def vjp(self, data, weights, grad_ev, grad_pr):
+        """Adjoint sweep (the final states are recomputed in C)."""
+        return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None,
+                                   self.obs_spec, grad_ev, grad_pr, self.n_threads)
+
+
+if torch is not None:
+    from torch.autograd.function import once_differentiable
+
+    class _CircuitFunction(torch.autograd.Function):
+        """(data (B, n_data), weights (n_weights,)) -> (expvals (B, n_obs), probs (B, 2^n))."""
+
+        @staticmethod
+        def forward(ctx, data, weights, runner):
+            d, w = _as_numpy(data), _as_numpy(weights)
+            ev, pr = runner.forward(d, w)
+            ctx.runner, ctx.d, ctx.w = runner, d, w
+            out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
+            return (torch.from_numpy(ev).to(out_dtype), torch.from_numpy(pr).to(out_dtype))
+
+        @staticmethod
+        @once_differentiable
+        def backward(ctx, grad_ev, grad_pr):
+            runner = ctx.runner
+            g_ev = _as_numpy(grad_ev) if (grad_ev is not None and runner.n_obs) else None
+            g_pr = _as_numpy(grad_pr) if (grad_pr is not None and runner.want_probs) else None
+            if g_ev is None and g_pr is None:
+                return None, None, None
+            gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
+            data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+            return (torch.from_numpy(gd) if data else None,
+                    torch.from_numpy(gw) if weights else None, None)
+
+
+def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
+    state_dtype = _state_dtype(dtype, data, weights)
+    batch_shape, data, weights = _check_inputs(circuit, data, weights)
+    runner = _Runner(circuit, observables, want_probs, state_dtype, n_threads)
+    if _is_tensor(data) or _is_tensor(weights):
+        ref = data if _is_tensor(data) else weights
+        if not _is_tensor(data):
+            data = torch.as_tensor(data, dtype=ref.dtype)
+        if not _is_tensor(weights):
+            weights = torch.as_tensor(weights, dtype=ref.dtype)
+        ev, pr = _CircuitFunction.apply(data, weights, runner)
+        ev, pr = ev.to(ref.dtype), pr.to(ref.dtype)
+    else:
+        ev, pr = runner.forward(data, weights)
+        if state_dtype == "complex64":
+            ev, pr = ev.astype(np.float32), pr.astype(np.float32)
+    return batch_shape, ev, pr
+
+
+def expval(circuit: Circuit, observables: Sequence[PauliSum], data: Any = None,
+           weights: Any = None, dtype: str | None = None, n_threads: int = 0):
+    """Expectation values <O_k> for every circuit of the batch.
+
+    Parameters
+    ----------
+    circuit : Circuit
+    observables : sequence of PauliSum
+        ``k`` observables (see :func:`pauli`, :func:`z_all`).
+    data : array or tensor of shape (..., n_data), optional
+    weights : array or tensor of shape (n_weights,), optional
+    dtype : {"complex128", "complex64"}, optional
+    n_threads : int
+        0 = automatic, 1 = single-threaded.
+
+    Returns
+    -------
+    array or tensor of shape (..., k)
+    """
+    if len(observables) == 0:
+        raise ValueError("expval needs at least one observable")
+    batch_shape, ev, _ = _execute(circuit, list(observables), False, data, weights, dtype,
+                                  n_threads)
+    return ev.reshape(*batch_shape, ev.shape[-1])
+
+
+def probs(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
+          n_threads: int = 0):
+    """Probabilities of all 2^n basis states, shape (..., 2^n) (wire 0 most significant)."""
+    batch_shape, _, pr = _execute(circuit, None, True, data, weights, dtype, n_threads)
+    return pr.reshape(*batch_shape, pr.shape[-1])
+
+
+def state(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
+          n_threads: int = 0) -> np.ndarray:
+    """Final state vectors, a NumPy array of shape (..., 2^n) (not differentiable)."""
+    state_dtype = _state_dtype(dtype, data, weights)
+    batch_shape, d, w = _check_inputs(circuit, data, weights)
+    states = _C.qsim_run(circuit.spec(), _as_numpy(d), _as_numpy(w),
+                         _DTYPE_CODES[state_dtype], int(n_threads))
+    return states.reshape(*batch_shape, states.shape[-1])
+
+
+def sample(circuit: Circuit, shots: int, data: Any = None, weights: Any = None,
+           seed: int = 0, dtype: str | None = None, n_threads: int = 0) -> np.ndarray:
+    """Measures every wire ``shots`` times (seeded; same seed, same samples).
+
+    Returns
+    -------
+    np.ndarray of int64, shape (..., shots, n_qubits)
+        Bit of wire w in column w.
+    """
+    shots = int(shots)
+    if shots < 1:
+        raise ValueError(f"shots must be >= 1, got {shots}")
+    if int(seed) < 0:
+        raise ValueError(f"seed must be >= 0, got {seed}")
+    state_dtype = _state_dtype(dtype, data, weights)
+    batch_shape, d, w = _check_inputs(circuit, data, weights)
+    states = _C.qsim_run(circuit.spec(), _as_numpy(d), _as_numpy(w),
+                         _DTYPE_CODES[state_dtype], int(n_threads))
+    idx = _C.qsim_sample(states, shots, int(seed) % (1 << 64), int(n_threads))
+    n = circuit.n_qubits
+    bits = (idx[..., None] >> np.arange(n - 1, -1, -1, dtype=np.int64)) & 1
+    return bits.reshape(*batch_shape, shots, n)

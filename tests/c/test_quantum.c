@@ -1,0 +1,309 @@
+/* Direct tests of the quantum C core (no Python), run under ASan/UBSan by the
+ * project's harness.  Prints "N passed, N failed" and returns nonzero on any
+ * failure. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "quantum/simulate.h"
+
+static int passed = 0, failed = 0;
+
+#define CHECK(cond, ...)                                  \
+    do {                                                  \
+        if (cond) {                                       \
+            passed++;                                     \
+        } else {                                          \
+            failed++;                                     \
+            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
+            printf(__VA_ARGS__);                          \
+            printf("\n");                                 \
+        }                                                 \
+    } while (0)
+
+static qode_circuit make_circuit(int n, qode_op *ops, int n_ops, qode_param_ref *refs,
+                                 int n_refs, int n_data, int n_trainable)
+{
+    qode_circuit c;
+    memset(&c, 0, sizeof c);
+    c.n_qubits = n;
+    c.ops = ops;
+    c.n_ops = n_ops;
+    c.refs = refs;
+    c.n_refs = n_refs;
+    c.n_data = n_data;
+    c.n_trainable = n_trainable;
+    return c;
+}
+
+static qode_op op1(int kind, int w0, int w1, int w2, int param_start)
+{
+    qode_op o = {kind, {w0, w1, w2}, param_start, 0};
+    return o;
+}
+
+/* RY(theta)|0>: <Z> = cos(theta), <X> = sin(theta). */
+static void test_single_rotation(void)
+{
+    qode_op ops[] = {op1(QODE_GATE_RY, 0, 0, 0, 0)};
+    qode_param_ref refs[] = {{QODE_PARAM_DATA, 0, 0.0}};
+    qode_circuit c = make_circuit(1, ops, 1, refs, 1, 1, 0);
+    double data[3] = {0.3, -1.2, 2.5};
+    double states[3 * 4];
+    char msg[256];
+    qode_status st = qode_qsim_run(&c, QODE_COMPLEX128, 3, data, NULL, states, 1, msg, sizeof msg);
+    CHECK(st == QODE_OK, "run failed: %s", msg);
+    int64_t start[] = {0, 1, 2};
+    uint64_t xm[] = {0, 1}, zm[] = {1, 0};
+    double coeff[] = {1.0, 1.0};
+    qode_observables obs = {2, start, xm, zm, coeff};
+    double ev[6];
+    st = qode_qsim_expval(&obs, QODE_COMPLEX128, 1, 3, states, ev, 1, msg, sizeof msg);
+    CHECK(st == QODE_OK, "expval failed: %s", msg);
+    for (int b = 0; b < 3; b++) {
+        CHECK(fabs(ev[2 * b] - cos(data[b])) < 1e-14, "<Z> %g vs %g", ev[2 * b], cos(data[b]));
+        CHECK(fabs(ev[2 * b + 1] - sin(data[b])) < 1e-14, "<X> %g vs %g", ev[2 * b + 1], sin(data[b]));
+    }
+    /* d<Z>/dtheta = -sin(theta) by the adjoint VJP */
+    double gexp[6] = {1, 0, 1, 0, 1, 0}, gdata[3];
+    st = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 3, data, NULL, states, &obs, gexp, NULL,
+                               gdata, NULL, 1, msg, sizeof msg);
+    CHECK(st == QODE_OK, "vjp failed: %s", msg);
+    for (int b = 0; b < 3; b++)
+        CHECK(fabs(gdata[b] + sin(data[b])) < 1e-14, "grad %g vs %g", gdata[b], -sin(data[b]));
+}
+
+/* H(0) CNOT(0,1): Bell state; wire 0 is the most significant bit. */
+static void test_bell_and_wire_order(void)
+{
+    qode_op ops[] = {op1(QODE_GATE_H, 0, 0, 0, 0), op1(QODE_GATE_CNOT, 0, 1, 0, 0)};
+    qode_circuit c = make_circuit(2, ops, 2, NULL, 0, 0, 0);
+    double states[8], p[4];
+    char msg[256];
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) == QODE_OK,
+          "%s", msg);
+    CHECK(qode_qsim_probs(QODE_COMPLEX128, 2, 1, states, p, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK(fabs(p[0] - 0.5) < 1e-15 && p[1] == 0 && p[2] == 0 && fabs(p[3] - 0.5) < 1e-15,
+          "bell probs %g %g %g %g", p[0], p[1], p[2], p[3]);
+    /* X on wire 0 of 2 qubits gives |10> = index 2 */
+    qode_op x0[] = {op1(QODE_GATE_X, 0, 0, 0, 0)};
+    c = make_circuit(2, x0, 1, NULL, 0, 0, 0);
+    qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg);
+    qode_qsim_probs(QODE_COMPLEX128, 2, 1, states, p, 1, msg, sizeof msg);
+    CHECK(p[2] == 1.0, "X on wire 0 should give index 2, probs %g %g %g %g", p[0], p[1], p[2], p[3]);
+}
+
+/* A circuit over every parametrised gate; adjoint gradients against central
+ * finite differences, complex64 against complex128, threads against one. */
+static void test_adjoint_against_finite_differences(void)
+{
+    enum { N = 3, B = 40 };
+    qode_op ops[] = {
+        op1(QODE_GATE_H, 0, 0, 0, 0),       op1(QODE_GATE_RX, 1, 0, 0, 0),
+        op1(QODE_GATE_RY, 2, 0, 0, 1),      op1(QODE_GATE_ROT, 0, 0, 0, 2),
+        op1(QODE_GATE_CRX, 0, 1, 0, 5),     op1(QODE_GATE_U3, 2, 0, 0, 6),
+        op1(QODE_GATE_ISINGYY, 2, 0, 0, 9), op1(QODE_GATE_CRZ, 1, 2, 0, 10),
+        op1(QODE_GATE_PHASE, 1, 0, 0, 11),  op1(QODE_GATE_ISINGXX, 0, 1, 0, 12),
+        op1(QODE_GATE_TOFFOLI, 2, 0, 1, 0), op1(QODE_GATE_CRY, 2, 0, 0, 13),
+        op1(QODE_GATE_ISINGZZ, 1, 2, 0, 14), op1(QODE_GATE_SX, 1, 0, 0, 0),
+        op1(QODE_GATE_RZ, 0, 0, 0, 15),     op1(QODE_GATE_SWAP, 0, 2, 0, 0),
+    };
+    qode_param_ref refs[16];
+    for (int i = 0; i < 16; i++) {
+        refs[i].source = (i % 3 == 2) ? QODE_PARAM_TRAINABLE : QODE_PARAM_DATA;
+        refs[i].index = (i % 3 == 2) ? i % 4 : i % 3;
+        refs[i].value = 0.0;
+    }
+    refs[7].source = QODE_PARAM_CONSTANT;
+    refs[7].value = 0.77;
+    qode_circuit c = make_circuit(N, ops, 16, refs, 16, 3, 4);
+    double *data = malloc(sizeof(double) * B * 3);
+    double trainable[4] = {0.4, -1.1, 2.0, 0.9};
+    for (int i = 0; i < B * 3; i++)
+        data[i] = sin(1.7 * i + 0.3) * 3.0;
+    size_t dim = 1u << N;
+    double *states = malloc(sizeof(double) * 2 * dim * B);
+    float *states32 = malloc(sizeof(float) * 2 * dim * B);
+    char msg[256];
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, B, data, trainable, states, 2, msg, sizeof msg) == QODE_OK,
+          "%s", msg);
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX64, B, data, trainable, states32, 1, msg, sizeof msg) == QODE_OK,
+          "%s", msg);
+    double worst = 0;
+    for (size_t i = 0; i < 2 * dim * B; i++)
+        worst = fmax(worst, fabs(states[i] - states32[i]));
+    CHECK(worst < 1e-5, "complex64 differs from complex128 by %g", worst);
+    /* the batch ran on the tiled path; one circuit at a time runs the per-state kernels */
+    CHECK(qode_qsim_uses_tiles(N, B) && !qode_qsim_uses_tiles(N, 1), "path selection");
+    worst = 0;
+    for (int b = 0; b < B; b++) {
+        double single[2 * 8];
+        qode_qsim_run(&c, QODE_COMPLEX128, 1, data + 3 * b, trainable, single, 1, msg, sizeof msg);
+        for (size_t i = 0; i < 2 * dim; i++)
+            worst = fmax(worst, fabs(single[i] - states[2 * dim * b + i]));
+    }
+    CHECK(worst < 1e-13, "tiled and per-state paths differ by %g", worst);
+
+    /* L = sum_b sum_k g_bk <O_k>: Z on wire 0, X0 Y2 */
+    int64_t start[] = {0, 1, 2};
+    uint64_t xm[] = {0, 4 | 1}, zm[] = {4, 1};
+    double coeff[] = {1.0, 0.5};
+    qode_observables obs = {2, start, xm, zm, coeff};
+    double *g = malloc(sizeof(double) * B * 2);
+    for (int i = 0; i < B * 2; i++)
+        g[i] = cos(0.9 * i);
+    double *gdata = malloc(sizeof(double) * B * 3), gtrain[4];
+    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, states, &obs, g, NULL,
+                                gdata, gtrain, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+
+    double *ev = malloc(sizeof(double) * B * 2);
+    const double h = 1e-6;
+    /* loss(batch row b) with data perturbed */
+    for (int b = 0; b < 3; b++) {
+        for (int j = 0; j < 3; j++) {
+            double loss[2];
+            for (int sgn = 0; sgn < 2; sgn++) {
+                double saved = data[b * 3 + j];
+                data[b * 3 + j] = saved + (sgn ? -h : h);
+                qode_qsim_run(&c, QODE_COMPLEX128, B, data, trainable, states, 1, msg, sizeof msg);
+                qode_qsim_expval(&obs, QODE_COMPLEX128, N, B, states, ev, 1, msg, sizeof msg);
+                loss[sgn] = g[2 * b] * ev[2 * b] + g[2 * b + 1] * ev[2 * b + 1];
+                data[b * 3 + j] = saved;
+            }
+            double fd = (loss[0] - loss[1]) / (2 * h);
+            CHECK(fabs(fd - gdata[b * 3 + j]) < 1e-7, "data grad [%d,%d]: adjoint %.12g fd %.12g",
+                  b, j, gdata[b * 3 + j], fd);
+        }
+    }
+    for (int j = 0; j < 4; j++) {
+        double loss[2];
+        for (int sgn = 0; sgn < 2; sgn++) {
+            double saved = trainable[j];
+            trainable[j] = saved + (sgn ? -h : h);
+            qode_qsim_run(&c, QODE_COMPLEX128, B, data, trainable, states, 1, msg, sizeof msg);
+            qode_qsim_expval(&obs, QODE_COMPLEX128, N, B, states, ev, 1, msg, sizeof msg);
+            loss[sgn] = 0;
+            for (int i = 0; i < 2 * B; i++)
+                loss[sgn] += g[i] * ev[i];
+            trainable[j] = saved;
+        }
+        double fd = (loss[0] - loss[1]) / (2 * h);
+        CHECK(fabs(fd - gtrain[j]) < 1e-6, "trainable grad %d: adjoint %.12g fd %.12g", j,
+              gtrain[j], fd);
+    }
+    /* complex64 adjoint close to complex128 */
+    double *gdata32 = malloc(sizeof(double) * B * 3), gtrain32[4];
+    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX64, B, data, trainable, states32, &obs, g, NULL,
+                                gdata32, gtrain32, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
+    worst = 0;
+    for (int i = 0; i < B * 3; i++)
+        worst = fmax(worst, fabs(gdata32[i] - gdata[i]));
+    CHECK(worst < 1e-4, "complex64 data gradients differ by %g", worst);
+    free(data); free(states); free(states32); free(g); free(gdata); free(ev); free(gdata32);
+}
+
+static void test_validation_errors(void)
+{
+    char msg[256];
+    double states[64];
+    qode_op bad_wire[] = {op1(QODE_GATE_H, 4, 0, 0, 0)};
+    qode_circuit c = make_circuit(2, bad_wire, 1, NULL, 0, 0, 0);
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
+          QODE_ERR_INVALID_ARGUMENT && strstr(msg, "wire 4 out of range") != NULL, "msg: %s", msg);
+    qode_op repeated[] = {op1(QODE_GATE_SWAP, 1, 1, 0, 0)};
+    c = make_circuit(2, repeated, 1, NULL, 0, 0, 0);
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
+          QODE_ERR_INVALID_ARGUMENT && strstr(msg, "repeated") != NULL, "msg: %s", msg);
+    qode_op rx[] = {op1(QODE_GATE_RX, 0, 0, 0, 0)};
+    qode_param_ref ref[] = {{QODE_PARAM_DATA, 0, 0}};
+    c = make_circuit(1, rx, 1, ref, 1, 1, 0);
+    double nan_data[1] = {NAN};
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, nan_data, NULL, states, 1, msg, sizeof msg) ==
+          QODE_ERR_NONFINITE, "NaN angle accepted");
+    size_t bytes;
+    CHECK(qode_qstate_bytes(70, 1, QODE_COMPLEX128, &bytes, msg, sizeof msg) == QODE_ERR_NO_MEMORY &&
+          strstr(msg, "bytes") != NULL, "huge state accepted: %s", msg);
+    CHECK(qode_qstate_bytes(10, 3, QODE_COMPLEX64, &bytes, msg, sizeof msg) == QODE_OK &&
+          bytes == 3 * 1024 * 8, "bytes %zu", bytes);
+}
+
+static void test_sampling_reproducible(void)
+{
+    qode_op ops[] = {op1(QODE_GATE_H, 0, 0, 0, 0), op1(QODE_GATE_H, 1, 0, 0, 0)};
+    qode_circuit c = make_circuit(2, ops, 2, NULL, 0, 0, 0);
+    double states[8 * 4];
+    char msg[256];
+    qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg);
+    int64_t a[4000], b[4000];
+    CHECK(qode_qsim_sample(QODE_COMPLEX128, 2, 1, states, 4000, 42, a, 1, msg, sizeof msg) == QODE_OK,
+          "%s", msg);
+    qode_qsim_sample(QODE_COMPLEX128, 2, 1, states, 4000, 42, b, 1, msg, sizeof msg);
+    CHECK(memcmp(a, b, sizeof a) == 0, "same seed, different samples");
+    int counts[4] = {0};
+    for (int i = 0; i < 4000; i++)
+        counts[a[i]]++;
+    for (int k = 0; k < 4; k++) /* 1000 +- 5 sigma (sigma ~ 27) */
+        CHECK(abs(counts[k] - 1000) < 140, "count[%d] = %d", k, counts[k]);
+}
+
+/* Large enough to start threads: threaded results equal single-threaded. */
+static void test_threads_match_single_thread(void)
+{
+    enum { N = 4, B = 3000 };
+    qode_op ops[2 * N + N];
+    qode_param_ref refs[2 * N];
+    int k = 0;
+    for (int q = 0; q < N; q++) {
+        ops[k++] = op1(QODE_GATE_RY, q, 0, 0, q);
+        refs[q].source = QODE_PARAM_DATA; refs[q].index = q; refs[q].value = 0;
+    }
+    for (int q = 0; q < N; q++) {
+        ops[k++] = op1(QODE_GATE_RX, q, 0, 0, N + q);
+        refs[N + q].source = QODE_PARAM_TRAINABLE; refs[N + q].index = q; refs[N + q].value = 0;
+    }
+    for (int q = 0; q < N; q++)
+        ops[k++] = op1(QODE_GATE_CNOT, q, (q + 1) % N, 0, 0);
+    qode_circuit c = make_circuit(N, ops, k, refs, 2 * N, N, N);
+    double *data = malloc(sizeof(double) * B * N), w[N] = {0.1, 0.2, 0.3, 0.4};
+    for (int i = 0; i < B * N; i++)
+        data[i] = cos(0.37 * i);
+    size_t dim = 1u << N;
+    double *s1 = malloc(sizeof(double) * 2 * dim * B), *s2 = malloc(sizeof(double) * 2 * dim * B);
+    char msg[256];
+    qode_qsim_run(&c, QODE_COMPLEX128, B, data, w, s1, 1, msg, sizeof msg);
+    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, B, data, w, s2, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK(memcmp(s1, s2, sizeof(double) * 2 * dim * B) == 0, "threaded states differ");
+    int64_t start[N + 1];
+    uint64_t xm[N], zm[N];
+    double coeff[N];
+    for (int q = 0; q <= N; q++)
+        start[q] = q;
+    for (int q = 0; q < N; q++) {
+        xm[q] = 0; zm[q] = (uint64_t)1 << (N - 1 - q); coeff[q] = 1.0;
+    }
+    qode_observables obs = {N, start, xm, zm, coeff};
+    double *g = malloc(sizeof(double) * B * N), *gd1 = malloc(sizeof(double) * B * N),
+           *gd2 = malloc(sizeof(double) * B * N), gw1[N], gw2[N];
+    for (int i = 0; i < B * N; i++)
+        g[i] = sin(0.11 * i);
+    qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd1, gw1, 1, msg, sizeof msg);
+    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd2, gw2, 2, msg,
+                                sizeof msg) == QODE_OK, "%s", msg);
+    CHECK(memcmp(gd1, gd2, sizeof(double) * B * N) == 0, "threaded data gradients differ");
+    for (int q = 0; q < N; q++)
+        CHECK(fabs(gw1[q] - gw2[q]) < 1e-10 * (1 + fabs(gw1[q])), "trainable grad %d", q);
+    free(data); free(s1); free(s2); free(g); free(gd1); free(gd2);
+}
+
+int main(void)
+{
+    test_threads_match_single_thread();
+    test_single_rotation();
+    test_bell_and_wire_order();
+    test_adjoint_against_finite_differences();
+    test_validation_errors();
+    test_sampling_reproducible();
+    printf("%d passed, %d failed\n", passed, failed);
+    return failed != 0;
+}
