@@ -8,19 +8,8 @@
 
 #include "quantum/simulate.h"
 
-static int passed = 0, failed = 0;
+#include "check.h"
 
-#define CHECK(cond, ...)                                  \
-    do {                                                  \
-        if (cond) {                                       \
-            passed++;                                     \
-        } else {                                          \
-            failed++;                                     \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);   \
-            printf(__VA_ARGS__);                          \
-            printf("\n");                                 \
-        }                                                 \
-    } while (0)
 
 static qode_circuit make_circuit(int n, qode_op *ops, int n_ops, qode_param_ref *refs,
                                  int n_refs, int n_data, int n_trainable)
@@ -53,25 +42,25 @@ static void test_single_rotation(void)
     double states[3 * 4];
     char msg[256];
     qode_status st = qode_qsim_run(&c, QODE_COMPLEX128, 3, data, NULL, states, 1, msg, sizeof msg);
-    CHECK(st == QODE_OK, "run failed: %s", msg);
+    CHECK_MSG(st == QODE_OK, "run failed: %s", msg);
     int64_t start[] = {0, 1, 2};
     uint64_t xm[] = {0, 1}, zm[] = {1, 0};
     double coeff[] = {1.0, 1.0};
     qode_observables obs = {2, start, xm, zm, coeff};
     double ev[6];
     st = qode_qsim_expval(&obs, QODE_COMPLEX128, 1, 3, states, ev, 1, msg, sizeof msg);
-    CHECK(st == QODE_OK, "expval failed: %s", msg);
+    CHECK_MSG(st == QODE_OK, "expval failed: %s", msg);
     for (int b = 0; b < 3; b++) {
-        CHECK(fabs(ev[2 * b] - cos(data[b])) < 1e-14, "<Z> %g vs %g", ev[2 * b], cos(data[b]));
-        CHECK(fabs(ev[2 * b + 1] - sin(data[b])) < 1e-14, "<X> %g vs %g", ev[2 * b + 1], sin(data[b]));
+        CHECK_MSG(fabs(ev[2 * b] - cos(data[b])) < 1e-14, "<Z> %g vs %g", ev[2 * b], cos(data[b]));
+        CHECK_MSG(fabs(ev[2 * b + 1] - sin(data[b])) < 1e-14, "<X> %g vs %g", ev[2 * b + 1], sin(data[b]));
     }
     /* d<Z>/dtheta = -sin(theta) by the adjoint VJP */
     double gexp[6] = {1, 0, 1, 0, 1, 0}, gdata[3];
     st = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 3, data, NULL, states, &obs, gexp, NULL,
                                gdata, NULL, 1, msg, sizeof msg);
-    CHECK(st == QODE_OK, "vjp failed: %s", msg);
+    CHECK_MSG(st == QODE_OK, "vjp failed: %s", msg);
     for (int b = 0; b < 3; b++)
-        CHECK(fabs(gdata[b] + sin(data[b])) < 1e-14, "grad %g vs %g", gdata[b], -sin(data[b]));
+        CHECK_MSG(fabs(gdata[b] + sin(data[b])) < 1e-14, "grad %g vs %g", gdata[b], -sin(data[b]));
 }
 
 /* H(0) CNOT(0,1): Bell state; wire 0 is the most significant bit. */
@@ -81,17 +70,17 @@ static void test_bell_and_wire_order(void)
     qode_circuit c = make_circuit(2, ops, 2, NULL, 0, 0, 0);
     double states[8], p[4];
     char msg[256];
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) == QODE_OK,
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) == QODE_OK,
           "%s", msg);
-    CHECK(qode_qsim_probs(QODE_COMPLEX128, 2, 1, states, p, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
-    CHECK(fabs(p[0] - 0.5) < 1e-15 && p[1] == 0 && p[2] == 0 && fabs(p[3] - 0.5) < 1e-15,
+    CHECK_MSG(qode_qsim_probs(QODE_COMPLEX128, 2, 1, states, p, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(fabs(p[0] - 0.5) < 1e-15 && p[1] == 0 && p[2] == 0 && fabs(p[3] - 0.5) < 1e-15,
           "bell probs %g %g %g %g", p[0], p[1], p[2], p[3]);
     /* X on wire 0 of 2 qubits gives |10> = index 2 */
     qode_op x0[] = {op1(QODE_GATE_X, 0, 0, 0, 0)};
     c = make_circuit(2, x0, 1, NULL, 0, 0, 0);
     qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg);
     qode_qsim_probs(QODE_COMPLEX128, 2, 1, states, p, 1, msg, sizeof msg);
-    CHECK(p[2] == 1.0, "X on wire 0 should give index 2, probs %g %g %g %g", p[0], p[1], p[2], p[3]);
+    CHECK_MSG(p[2] == 1.0, "X on wire 0 should give index 2, probs %g %g %g %g", p[0], p[1], p[2], p[3]);
 }
 
 /* A circuit over every parametrised gate; adjoint gradients against central
@@ -126,16 +115,16 @@ static void test_adjoint_against_finite_differences(void)
     double *states = malloc(sizeof(double) * 2 * dim * B);
     float *states32 = malloc(sizeof(float) * 2 * dim * B);
     char msg[256];
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, B, data, trainable, states, 2, msg, sizeof msg) == QODE_OK,
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, B, data, trainable, states, 2, msg, sizeof msg) == QODE_OK,
           "%s", msg);
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX64, B, data, trainable, states32, 1, msg, sizeof msg) == QODE_OK,
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX64, B, data, trainable, states32, 1, msg, sizeof msg) == QODE_OK,
           "%s", msg);
     double worst = 0;
     for (size_t i = 0; i < 2 * dim * B; i++)
         worst = fmax(worst, fabs(states[i] - states32[i]));
-    CHECK(worst < 1e-5, "complex64 differs from complex128 by %g", worst);
+    CHECK_MSG(worst < 1e-5, "complex64 differs from complex128 by %g", worst);
     /* the batch ran on the tiled path; one circuit at a time runs the per-state kernels */
-    CHECK(qode_qsim_uses_tiles(N, B) && !qode_qsim_uses_tiles(N, 1), "path selection");
+    CHECK_MSG(qode_qsim_uses_tiles(N, B) && !qode_qsim_uses_tiles(N, 1), "path selection");
     worst = 0;
     for (int b = 0; b < B; b++) {
         double single[2 * 8];
@@ -143,7 +132,7 @@ static void test_adjoint_against_finite_differences(void)
         for (size_t i = 0; i < 2 * dim; i++)
             worst = fmax(worst, fabs(single[i] - states[2 * dim * b + i]));
     }
-    CHECK(worst < 1e-13, "tiled and per-state paths differ by %g", worst);
+    CHECK_MSG(worst < 1e-13, "tiled and per-state paths differ by %g", worst);
 
     /* L = sum_b sum_k g_bk <O_k>: Z on wire 0, X0 Y2 */
     int64_t start[] = {0, 1, 2};
@@ -154,7 +143,7 @@ static void test_adjoint_against_finite_differences(void)
     for (int i = 0; i < B * 2; i++)
         g[i] = cos(0.9 * i);
     double *gdata = malloc(sizeof(double) * B * 3), gtrain[4];
-    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, states, &obs, g, NULL,
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, states, &obs, g, NULL,
                                 gdata, gtrain, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
 
     double *ev = malloc(sizeof(double) * B * 2);
@@ -172,7 +161,7 @@ static void test_adjoint_against_finite_differences(void)
                 data[b * 3 + j] = saved;
             }
             double fd = (loss[0] - loss[1]) / (2 * h);
-            CHECK(fabs(fd - gdata[b * 3 + j]) < 1e-7, "data grad [%d,%d]: adjoint %.12g fd %.12g",
+            CHECK_MSG(fabs(fd - gdata[b * 3 + j]) < 1e-7, "data grad [%d,%d]: adjoint %.12g fd %.12g",
                   b, j, gdata[b * 3 + j], fd);
         }
     }
@@ -189,17 +178,17 @@ static void test_adjoint_against_finite_differences(void)
             trainable[j] = saved;
         }
         double fd = (loss[0] - loss[1]) / (2 * h);
-        CHECK(fabs(fd - gtrain[j]) < 1e-6, "trainable grad %d: adjoint %.12g fd %.12g", j,
+        CHECK_MSG(fabs(fd - gtrain[j]) < 1e-6, "trainable grad %d: adjoint %.12g fd %.12g", j,
               gtrain[j], fd);
     }
     /* complex64 adjoint close to complex128 */
     double *gdata32 = malloc(sizeof(double) * B * 3), gtrain32[4];
-    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX64, B, data, trainable, states32, &obs, g, NULL,
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX64, B, data, trainable, states32, &obs, g, NULL,
                                 gdata32, gtrain32, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
     worst = 0;
     for (int i = 0; i < B * 3; i++)
         worst = fmax(worst, fabs(gdata32[i] - gdata[i]));
-    CHECK(worst < 1e-4, "complex64 data gradients differ by %g", worst);
+    CHECK_MSG(worst < 1e-4, "complex64 data gradients differ by %g", worst);
     free(data); free(states); free(states32); free(g); free(gdata); free(ev); free(gdata32);
 }
 
@@ -209,22 +198,22 @@ static void test_validation_errors(void)
     double states[64];
     qode_op bad_wire[] = {op1(QODE_GATE_H, 4, 0, 0, 0)};
     qode_circuit c = make_circuit(2, bad_wire, 1, NULL, 0, 0, 0);
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
           QODE_ERR_INVALID_ARGUMENT && strstr(msg, "wire 4 out of range") != NULL, "msg: %s", msg);
     qode_op repeated[] = {op1(QODE_GATE_SWAP, 1, 1, 0, 0)};
     c = make_circuit(2, repeated, 1, NULL, 0, 0, 0);
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg) ==
           QODE_ERR_INVALID_ARGUMENT && strstr(msg, "repeated") != NULL, "msg: %s", msg);
     qode_op rx[] = {op1(QODE_GATE_RX, 0, 0, 0, 0)};
     qode_param_ref ref[] = {{QODE_PARAM_DATA, 0, 0}};
     c = make_circuit(1, rx, 1, ref, 1, 1, 0);
     double nan_data[1] = {NAN};
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, 1, nan_data, NULL, states, 1, msg, sizeof msg) ==
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, 1, nan_data, NULL, states, 1, msg, sizeof msg) ==
           QODE_ERR_NONFINITE, "NaN angle accepted");
     size_t bytes;
-    CHECK(qode_qstate_bytes(70, 1, QODE_COMPLEX128, &bytes, msg, sizeof msg) == QODE_ERR_NO_MEMORY &&
+    CHECK_MSG(qode_qstate_bytes(70, 1, QODE_COMPLEX128, &bytes, msg, sizeof msg) == QODE_ERR_NO_MEMORY &&
           strstr(msg, "bytes") != NULL, "huge state accepted: %s", msg);
-    CHECK(qode_qstate_bytes(10, 3, QODE_COMPLEX64, &bytes, msg, sizeof msg) == QODE_OK &&
+    CHECK_MSG(qode_qstate_bytes(10, 3, QODE_COMPLEX64, &bytes, msg, sizeof msg) == QODE_OK &&
           bytes == 3 * 1024 * 8, "bytes %zu", bytes);
 }
 
@@ -236,15 +225,15 @@ static void test_sampling_reproducible(void)
     char msg[256];
     qode_qsim_run(&c, QODE_COMPLEX128, 1, NULL, NULL, states, 1, msg, sizeof msg);
     int64_t a[4000], b[4000];
-    CHECK(qode_qsim_sample(QODE_COMPLEX128, 2, 1, states, 4000, 42, a, 1, msg, sizeof msg) == QODE_OK,
+    CHECK_MSG(qode_qsim_sample(QODE_COMPLEX128, 2, 1, states, 4000, 42, a, 1, msg, sizeof msg) == QODE_OK,
           "%s", msg);
     qode_qsim_sample(QODE_COMPLEX128, 2, 1, states, 4000, 42, b, 1, msg, sizeof msg);
-    CHECK(memcmp(a, b, sizeof a) == 0, "same seed, different samples");
+    CHECK_MSG(memcmp(a, b, sizeof a) == 0, "same seed, different samples");
     int counts[4] = {0};
     for (int i = 0; i < 4000; i++)
         counts[a[i]]++;
     for (int k = 0; k < 4; k++) /* 1000 +- 5 sigma (sigma ~ 27) */
-        CHECK(abs(counts[k] - 1000) < 140, "count[%d] = %d", k, counts[k]);
+        CHECK_MSG(abs(counts[k] - 1000) < 140, "count[%d] = %d", k, counts[k]);
 }
 
 /* Large enough to start threads: threaded results equal single-threaded. */
@@ -272,8 +261,8 @@ static void test_threads_match_single_thread(void)
     double *s1 = malloc(sizeof(double) * 2 * dim * B), *s2 = malloc(sizeof(double) * 2 * dim * B);
     char msg[256];
     qode_qsim_run(&c, QODE_COMPLEX128, B, data, w, s1, 1, msg, sizeof msg);
-    CHECK(qode_qsim_run(&c, QODE_COMPLEX128, B, data, w, s2, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
-    CHECK(memcmp(s1, s2, sizeof(double) * 2 * dim * B) == 0, "threaded states differ");
+    CHECK_MSG(qode_qsim_run(&c, QODE_COMPLEX128, B, data, w, s2, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(memcmp(s1, s2, sizeof(double) * 2 * dim * B) == 0, "threaded states differ");
     int64_t start[N + 1];
     uint64_t xm[N], zm[N];
     double coeff[N];
@@ -288,11 +277,11 @@ static void test_threads_match_single_thread(void)
     for (int i = 0; i < B * N; i++)
         g[i] = sin(0.11 * i);
     qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd1, gw1, 1, msg, sizeof msg);
-    CHECK(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd2, gw2, 2, msg,
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd2, gw2, 2, msg,
                                 sizeof msg) == QODE_OK, "%s", msg);
-    CHECK(memcmp(gd1, gd2, sizeof(double) * B * N) == 0, "threaded data gradients differ");
+    CHECK_MSG(memcmp(gd1, gd2, sizeof(double) * B * N) == 0, "threaded data gradients differ");
     for (int q = 0; q < N; q++)
-        CHECK(fabs(gw1[q] - gw2[q]) < 1e-10 * (1 + fabs(gw1[q])), "trainable grad %d", q);
+        CHECK_MSG(fabs(gw1[q] - gw2[q]) < 1e-10 * (1 + fabs(gw1[q])), "trainable grad %d", q);
     free(data); free(s1); free(s2); free(g); free(gd1); free(gd2);
 }
 
@@ -304,6 +293,5 @@ int main(void)
     test_adjoint_against_finite_differences();
     test_validation_errors();
     test_sampling_reproducible();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }

@@ -12,19 +12,8 @@
 
 #include "social/social.h"
 
-static int passed = 0, failed = 0;
+#include "check.h"
 
-#define CHECK(cond, ...)                                              \
-    do {                                                              \
-        if (cond) {                                                   \
-            passed++;                                                 \
-        } else {                                                      \
-            failed++;                                                 \
-            printf("FAIL %s:%d: ", __FILE__, __LINE__);               \
-            printf(__VA_ARGS__);                                      \
-            printf("\n");                                             \
-        }                                                             \
-    } while (0)
 
 /* A small deterministic generator (no global state). */
 static double uniform(unsigned long long *state)
@@ -178,7 +167,7 @@ static void test_forward_f64(size_t B, size_t N, size_t D, size_t H, size_t G, s
     qode_status st = qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail);
     reference(&p, ref);
     double diff = max_abs_diff(out, ref, n);
-    CHECK(st == QODE_OK && diff < 1e-12,
+    CHECK_MSG(st == QODE_OK && diff < 1e-12,
           "forward f64 B=%zu N=%zu D=%zu H=%zu radius=%g width=%g threads=%d: status %d diff %g",
           B, N, D, H, radius, width, threads, (int)st, diff);
     free(out);
@@ -210,7 +199,7 @@ static void test_forward_f32(void)
     for (size_t e = 0; e < n; e++)
         out64[e] = out[e];
     double diff = max_abs_diff(out64, ref, n);
-    CHECK(st == QODE_OK && diff < 1e-4 && total > 0, "forward f32: status %d diff %g", (int)st, diff);
+    CHECK_MSG(st == QODE_OK && diff < 1e-4 && total > 0, "forward f32: status %d diff %g", (int)st, diff);
     for (int a = 0; a < N_IN; a++)
         free(f32[a]);
     free(out);
@@ -258,7 +247,7 @@ static void test_backward_finite_differences(double radius, double width, int co
     qode_social_inputs in = inputs_of(&p, p.data);
     const char *detail = NULL;
     qode_status st = qode_social_backward(&p.cfg, QODE_FLOAT64, &in, weights, &gr, &detail);
-    CHECK(st == QODE_OK, "backward status %d (%s)", (int)st, detail ? detail : "");
+    CHECK_MSG(st == QODE_OK, "backward status %d (%s)", (int)st, detail ? detail : "");
 
     const double step = 1e-6;
     for (int a = 0; a < N_IN; a++) {
@@ -281,7 +270,7 @@ static void test_backward_finite_differences(double radius, double width, int co
         for (size_t e = 0; e < p.sizes[a]; e++) p.data[a][e] += step * dir[e];
         double numeric = (plus - minus) / (2.0 * step);
         double err = fabs(numeric - analytic) / fmax(1.0, fabs(numeric));
-        CHECK(err < 1e-7, "VJP input %d (radius %g, coincident %d, threads %d): analytic %.12g "
+        CHECK_MSG(err < 1e-7, "VJP input %d (radius %g, coincident %d, threads %d): analytic %.12g "
               "numeric %.12g", a, radius, coincident, threads, analytic, numeric);
         free(dir);
     }
@@ -294,11 +283,11 @@ static void test_backward_finite_differences(double radius, double width, int co
         double minus = weighted_forward(&p, weights);
         *targets[k] += step;
         double numeric = (plus - minus) / (2.0 * step);
-        CHECK(fabs(numeric - betas[k]) < 1e-7 * fmax(1.0, fabs(numeric)),
+        CHECK_MSG(fabs(numeric - betas[k]) < 1e-7 * fmax(1.0, fabs(numeric)),
               "VJP beta%d: analytic %.12g numeric %.12g", k + 1, betas[k], numeric);
     }
     for (size_t e = 0; e < n; e++)
-        CHECK(isfinite(grad[I_H][e]), "dh finite");
+        CHECK_MSG(isfinite(grad[I_H][e]), "dh finite");
     for (int a = 0; a < N_IN; a++)
         free(grad[a]);
     free(weights);
@@ -327,7 +316,7 @@ static void test_all_coincident_finite(void)
     int finite = 1;
     for (size_t e = 0; e < n; e++)
         finite &= isfinite(out[e]) && isfinite(grad[I_H][e]);
-    CHECK(st1 == QODE_OK && st2 == QODE_OK && finite && max_abs_diff(out, ref, n) < 1e-11,
+    CHECK_MSG(st1 == QODE_OK && st2 == QODE_OK && finite && max_abs_diff(out, ref, n) < 1e-11,
           "coincident agents: finite values and gradients");
     for (int a = 0; a < N_IN; a++)
         free(grad[a]);
@@ -349,7 +338,7 @@ static void test_null_mask(void)
     qode_status st1 = qode_social_forward(&p.cfg, QODE_FLOAT64, &in, with_mask, NULL);
     in.mask = NULL;
     qode_status st2 = qode_social_forward(&p.cfg, QODE_FLOAT64, &in, without, NULL);
-    CHECK(st1 == QODE_OK && st2 == QODE_OK && max_abs_diff(with_mask, without, n) == 0.0,
+    CHECK_MSG(st1 == QODE_OK && st2 == QODE_OK && max_abs_diff(with_mask, without, n) == 0.0,
           "NULL mask equals an all-ones mask");
     free(with_mask);
     free(without);
@@ -364,38 +353,38 @@ static void test_errors(void)
     qode_social_inputs in = inputs_of(&p, p.data);
 
     p.cfg.eps = 0.0;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT
           && detail && strstr(detail, "eps"), "eps = 0 rejected");
     p.cfg.eps = 0.05;
     p.cfg.radius = 1.0;
     p.cfg.cutoff_width = 2.0;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT,
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT,
           "cutoff_width > radius rejected");
     p.cfg.radius = 0.0;
     p.cfg.cutoff_width = 0.0;
-    CHECK(qode_social_forward(&p.cfg, QODE_COMPLEX128, &in, out, &detail)
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_COMPLEX128, &in, out, &detail)
           == QODE_ERR_INVALID_ARGUMENT, "complex dtype rejected");
     p.data[I_H][3] = NAN;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_NONFINITE
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_NONFINITE
           && detail && strstr(detail, "h contains"), "NaN in h rejected");
     p.data[I_H][3] = 0.5;
     p.data[I_MASK][0] = 0.5;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT
           && detail && strstr(detail, "mask"), "mask 0.5 rejected");
     p.data[I_MASK][0] = 1.0;
     in.goals = NULL;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT,
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_INVALID_ARGUMENT,
           "missing goals rejected");
     in = inputs_of(&p, p.data);
     p.cfg.hidden = 0;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_SHAPE,
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_SHAPE,
           "hidden = 0 rejected");
     p.cfg.hidden = 3;
     p.cfg.batch = (size_t)1 << 62;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_NO_MEMORY,
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_ERR_NO_MEMORY,
           "overflowing sizes rejected");
     p.cfg.batch = 1;
-    CHECK(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_OK,
+    CHECK_MSG(qode_social_forward(&p.cfg, QODE_FLOAT64, &in, out, &detail) == QODE_OK,
           "valid call after errors");
     free_problem(&p);
 }
@@ -416,6 +405,5 @@ int main(void)
     test_all_coincident_finite();
     test_null_mask();
     test_errors();
-    printf("%d passed, %d failed\n", passed, failed);
-    return failed != 0;
+    return check_summary();
 }
