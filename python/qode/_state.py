@@ -52,10 +52,10 @@ class FlatState:
     def _split(self, flat: Any, leading: tuple[int, ...]) -> Any:
         """Views of ``flat[..., start:end]`` shaped like each member."""
         if not self.is_tuple:
-            return flat.reshape(*leading, *self.shapes[0])
+            return flat.reshape((*leading, *self.shapes[0]))
         parts, start = [], 0
         for shape, numel in zip(self.shapes, self.numels):
-            parts.append(flat[..., start:start + numel].reshape(*leading, *shape))
+            parts.append(flat[..., start:start + numel].reshape((*leading, *shape)))
             start += numel
         return tuple(parts)
 
