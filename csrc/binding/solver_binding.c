@@ -185,6 +185,21 @@ static int tolerance_array(PyObject *obj, const char *name, Py_ssize_t n, PyArra
     return 0;
 }
 
+/* An optional 1-D float64 keyword argument (step_t, jump_t): borrows it into
+ * *array and points *data / *n at it; absent or None leaves them unset. */
+static int optional_times(PyObject *kwargs, const char *name, PyArrayObject **array,
+                          const double **data, size_t *n)
+{
+    PyObject *obj = PyDict_GetItemString(kwargs, name);
+    if (obj == NULL || obj == Py_None)
+        return 0;
+    if (as_doubles(obj, name, array) < 0)
+        return -1;
+    *data = PyArray_DATA(*array);
+    *n = (size_t)PyArray_SIZE(*array);
+    return 0;
+}
+
 static int parse_solve_args(PyObject *kwargs, solve_args *a)
 {
     static const char *required[] = {"method", "y0", "y_stage", "rhs", "rtol", "atol",
@@ -328,20 +343,11 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
         if (PyErr_Occurred())
             return -1;
     }
-    PyObject *step_t = PyDict_GetItemString(kwargs, "step_t");
-    if (step_t != NULL && step_t != Py_None) {
-        if (as_doubles(step_t, "step_t", &a->step_t) < 0)
-            return -1;
-        a->adaptive.step_t = PyArray_DATA(a->step_t);
-        a->adaptive.n_step_t = (size_t)PyArray_SIZE(a->step_t);
-    }
-    PyObject *jump_t = PyDict_GetItemString(kwargs, "jump_t");
-    if (jump_t != NULL && jump_t != Py_None) {
-        if (as_doubles(jump_t, "jump_t", &a->jump_t) < 0)
-            return -1;
-        a->adaptive.jump_t = PyArray_DATA(a->jump_t);
-        a->adaptive.n_jump_t = (size_t)PyArray_SIZE(a->jump_t);
-    }
+    if (optional_times(kwargs, "step_t", &a->step_t, &a->adaptive.step_t,
+                       &a->adaptive.n_step_t) < 0 ||
+        optional_times(kwargs, "jump_t", &a->jump_t, &a->adaptive.jump_t,
+                       &a->adaptive.n_jump_t) < 0)
+        return -1;
 
     /* Fixed-grid options. */
     PyObject *interp = PyDict_GetItemString(kwargs, "interp");
