@@ -379,3 +379,16 @@ int qode_op_uses_data(const qode_circuit *c, const qode_op *op)
             return 1;
     return 0;
 }
+
+int qode_gate_fixed_positions(const qode_gate_matrix *g, int pos[4])
+{
+    uint64_t fixed = g->ctrl_mask | ((uint64_t)1 << g->target);
+    if (g->form == QODE_FORM_DENSE2)
+        fixed |= (uint64_t)1 << g->target2;
+    int np = 0;
+    while (fixed != 0 && np < 4) {
+        pos[np++] = __builtin_ctzll(fixed);
+        fixed &= fixed - 1;
+    }
+    return np;
+}

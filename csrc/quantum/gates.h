@@ -51,6 +51,10 @@ void qode_gate_derivative(const qode_circuit *c, const qode_op *op, const double
 /* Replaces g by its conjugate transpose (the inverse of a unitary gate). */
 void qode_gate_dagger(qode_gate_matrix *g);
 
+/* The bit positions a gate fixes (targets and controls), ascending, in pos;
+ * returns how many (at most 4). */
+int qode_gate_fixed_positions(const qode_gate_matrix *g, int pos[4]);
+
 /* Resolves the angles of `op` for circuit row `data_row` (may be NULL when the
  * circuit has no data columns). */
 void qode_op_angles(const qode_circuit *c, const qode_op *op, const double *data_row,

@@ -14,20 +14,6 @@ static int parity(uint64_t v)
     return __builtin_parityll(v);
 }
 
-/* Bits that a gate fixes (target, second target, controls), ascending. */
-static int sorted_positions(const qode_gate_matrix *g, int pos[4])
-{
-    uint64_t fixed = g->ctrl_mask | ((uint64_t)1 << g->target);
-    if (g->form == QODE_FORM_DENSE2)
-        fixed |= (uint64_t)1 << g->target2;
-    int np = 0;
-    while (fixed != 0 && np < 4) {
-        pos[np++] = __builtin_ctzll(fixed);
-        fixed &= fixed - 1;
-    }
-    return np;
-}
-
 /* Inserts a 0 bit at each of the ascending positions pos[0..np-1] of k: maps
  * 0 .. 2^(n-np)-1 onto the indices whose fixed bits are all 0. */
 static uint64_t spread(uint64_t k, const int *pos, int np)

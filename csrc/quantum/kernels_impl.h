@@ -66,7 +66,7 @@ static void FN(apply_ctrl1)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
     for (int k = 0; k < 8; k++)
         m[k] = (REAL)g->m[k];
     int pos[4];
-    int np = sorted_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, run = (uint64_t)1 << pos[0];
     uint64_t count = dim >> np;
     for (uint64_t k = 0; k < count; k += run) {
@@ -79,7 +79,7 @@ static void FN(apply_ctrl1)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
 static void FN(apply_flip)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
 {
     int pos[4];
-    int np = sorted_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, run = (uint64_t)1 << pos[0];
     uint64_t count = dim >> np;
     for (uint64_t k = 0; k < count; k += run) {
@@ -99,7 +99,7 @@ static void FN(apply_dense2)(REAL *s, uint64_t dim, const qode_gate_matrix *g)
     for (int k = 0; k < 32; k++)
         m[k] = (REAL)g->m[k];
     int pos[4];
-    int np = sorted_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t hi = (uint64_t)1 << g->target, lo = (uint64_t)1 << g->target2;
     uint64_t count = dim >> np;
     for (uint64_t k = 0; k < count; k++) {
@@ -145,7 +145,7 @@ static void FN(inner_gate)(const REAL *lam, const REAL *phi, int n, const qode_g
     const double *m = g->m;
     if (g->form == QODE_FORM_DENSE2) {
         int pos[4];
-        int np = sorted_positions(g, pos);
+        int np = qode_gate_fixed_positions(g, pos);
         uint64_t hi = (uint64_t)1 << g->target, lo = (uint64_t)1 << g->target2;
         for (uint64_t k = 0; k < (dim >> np); k++) {
             uint64_t i0 = spread(k, pos, np);
@@ -173,7 +173,7 @@ static void FN(inner_gate)(const REAL *lam, const REAL *phi, int n, const qode_g
                 mm[k] = m[k];
         }
         int pos[4];
-        int np = sorted_positions(g, pos);
+        int np = qode_gate_fixed_positions(g, pos);
         uint64_t stride = (uint64_t)1 << g->target;
         uint64_t ctrl = g->ctrl_mask; /* 0 for DENSE1 / DIAG1 */
         for (uint64_t k = 0; k < (dim >> np); k++) {

@@ -252,20 +252,6 @@ size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
 
 /* ---- enumeration of the touched indices ----------------------------------- */
 
-/* Ascending bit positions a gate fixes (targets and controls). */
-static int fixed_positions(const qode_gate_matrix *g, int pos[4])
-{
-    uint64_t fixed = g->ctrl_mask | ((uint64_t)1 << g->target);
-    if (g->form == QODE_FORM_DENSE2)
-        fixed |= (uint64_t)1 << g->target2;
-    int np = 0;
-    while (fixed != 0 && np < 4) {
-        pos[np++] = __builtin_ctzll(fixed);
-        fixed &= fixed - 1;
-    }
-    return np;
-}
-
 /* k-th index whose fixed bits are 0 (zeros inserted at ascending positions). */
 static inline uint64_t spread(uint64_t k, const int *pos, int np)
 {
@@ -284,7 +270,7 @@ static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
                        const lane_matrix *m, int real_matrix)
 {
     int pos[4];
-    int np = fixed_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
     vec4 mr[4][NV], mi[4][NV];
     for (int k = 0; k < 4; k++)
@@ -343,7 +329,7 @@ static void tile_diag(double *re, double *im, int n, const qode_gate_matrix *g,
 static void tile_flip(double *re, double *im, int n, const qode_gate_matrix *g)
 {
     int pos[4];
-    int np = fixed_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
     for (uint64_t k = 0; k < count; k++) {
         uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
@@ -361,7 +347,7 @@ static void tile_dense2(double *re, double *im, int n, const qode_gate_matrix *g
                         const lane_matrix *m)
 {
     int pos[4];
-    int np = fixed_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t hi = (uint64_t)1 << g->target, lo = (uint64_t)1 << g->target2;
     uint64_t count = ((uint64_t)1 << n) >> np;
     for (uint64_t k = 0; k < count; k++) {
@@ -639,7 +625,7 @@ static void tile_inner_pairs(const double *lr, const double *li, const double *r
                              const lane_matrix *m, double *acc)
 {
     int pos[4];
-    int np = fixed_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
     vec4 mr[4][NV], mi[4][NV], s[NV];
     for (int v = 0; v < NV; v++) {
@@ -674,7 +660,7 @@ static void tile_inner_dense2(const double *lr, const double *li, const double *
                               const lane_matrix *m, double *acc)
 {
     int pos[4];
-    int np = fixed_positions(g, pos);
+    int np = qode_gate_fixed_positions(g, pos);
     uint64_t hi = (uint64_t)1 << g->target, lo = (uint64_t)1 << g->target2;
     uint64_t count = ((uint64_t)1 << n) >> np;
     double s[L] = {0};
