@@ -28,6 +28,16 @@ def _torch():
     return torch
 
 
+def split_flat(flat: Any, shapes: Sequence[tuple], leading: tuple = ()) -> tuple:
+    """Views of ``flat[..., start:end]`` shaped ``(*leading, *shape)`` for each shape."""
+    parts, start = [], 0
+    for shape in shapes:
+        numel = int(np.prod(shape, dtype=np.int64))
+        parts.append(flat[..., start:start + numel].reshape((*leading, *shape)))
+        start += numel
+    return tuple(parts)
+
+
 class FlatState:
     """Common interface; see the module docstring."""
 
@@ -53,11 +63,7 @@ class FlatState:
         """Views of ``flat[..., start:end]`` shaped like each member."""
         if not self.is_tuple:
             return flat.reshape((*leading, *self.shapes[0]))
-        parts, start = [], 0
-        for shape, numel in zip(self.shapes, self.numels):
-            parts.append(flat[..., start:start + numel].reshape((*leading, *shape)))
-            start += numel
-        return tuple(parts)
+        return split_flat(flat, self.shapes, leading)
 
     def _check_output_structure(self, out: Any) -> Sequence[Any]:
         if self.is_tuple:

@@ -12,6 +12,7 @@ from typing import Any, Callable, Optional, Sequence
 
 import torch
 
+from ._state import split_flat
 from .odeint import odeint
 
 _CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
@@ -59,12 +60,7 @@ class _FlatFunc(torch.nn.Module):
         self.base, self.shapes = func, list(shapes)
 
     def unflatten(self, flat: torch.Tensor) -> tuple:
-        parts, start = [], 0
-        for shape in self.shapes:
-            size = shape.numel()
-            parts.append(flat[start:start + size].view(shape))
-            start += size
-        return tuple(parts)
+        return split_flat(flat, self.shapes)
 
     def forward(self, t: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         return torch.cat([f.reshape(-1) for f in self.base(t, self.unflatten(y))])
@@ -234,9 +230,4 @@ def odeint_adjoint(func: Callable, y0: Any, t: torch.Tensor, *, rtol: Any = 1e-7
 def _unflatten_solution(solution: torch.Tensor, shapes: Optional[list]) -> Any:
     if shapes is None:
         return solution
-    parts, start = [], 0
-    for shape in shapes:
-        size = shape.numel()
-        parts.append(solution[..., start:start + size].reshape(len(solution), *shape))
-        start += size
-    return tuple(parts)
+    return split_flat(solution, shapes, (len(solution),))

@@ -14,7 +14,7 @@ from typing import Any, Callable, Optional
 import numpy as np
 
 from . import _C
-from ._state import FlatState, TorchFlatState, make_flat_state, make_rhs
+from ._state import FlatState, TorchFlatState, make_flat_state, make_rhs, split_flat
 
 ADAPTIVE_METHODS: tuple[str, ...]
 FIXED_METHODS: tuple[str, ...]
@@ -395,16 +395,25 @@ def _event_captures_grad(solve: "_Solve") -> bool:
     return len(solve.parameters) > 0
 
 
-def _odeint_with_grad(solve: "_Solve") -> Any:
-    """odeint through OdeintBackprop, so that y(t) carries gradients."""
+def _differentiable_inputs(solve: "_Solve") -> Any:
+    """The flat y0 (keeping its autograd history) and, once found, func's parameters."""
     import torch
 
-    from ._autograd import OdeintBackprop, discover_parameters
+    from ._autograd import discover_parameters
 
     if solve.parameters is None:
         solve.parameters = discover_parameters(solve.func, solve.state, float(solve.times[0]))
     members = solve.user_y0 if solve.state.is_tuple else (solve.user_y0,)
-    y0_flat = torch.cat([m.reshape(-1).to(solve.state.dtype) for m in members])
+    return torch.cat([m.reshape(-1).to(solve.state.dtype) for m in members])
+
+
+def _odeint_with_grad(solve: "_Solve") -> Any:
+    """odeint through OdeintBackprop, so that y(t) carries gradients."""
+    import torch
+
+    from ._autograd import OdeintBackprop
+
+    y0_flat = _differentiable_inputs(solve)
     t = solve.t_input if torch.is_tensor(solve.t_input) else torch.from_numpy(solve.times)
     flat = OdeintBackprop.apply(solve, y0_flat, t, *solve.parameters)
     return solve.state._split(flat, (solve.times.size,))
@@ -438,12 +447,7 @@ def _solve_until_event(solve: _Solve, event_fn: Callable) -> tuple[Any, Any]:
                                "methods; use one (dopri5, tsit5, ...) or torch.no_grad()")
         from ._autograd import OdeintEventBackprop
 
-        members = solve.user_y0 if state.is_tuple else (solve.user_y0,)
-        y0_flat = torch.cat([m.reshape(-1).to(state.dtype) for m in members])
-        if solve.parameters is None:
-            from ._autograd import discover_parameters
-
-            solve.parameters = discover_parameters(solve.func, state, float(solve.times[0]))
+        y0_flat = _differentiable_inputs(solve)
         t_event, y_event = OdeintEventBackprop.apply(solve, event, y0_flat, *solve.parameters)
         solution = torch.stack([y0_flat, y_event])
         event_t = t_event.to(solve.t_input.dtype) if torch.is_tensor(solve.t_input) else t_event
@@ -517,14 +521,7 @@ def odeint_event(func: Callable, y0: Any, t0: Any, *, event_fn: Callable,
     final = torch.cat([s[-1].reshape(-1) for s in solution]) if is_tuple else solution[-1]
 
     def unflat(flat):
-        if not is_tuple:
-            return flat
-        parts, begin = [], 0
-        for shape in shapes:
-            size = int(np.prod(shape)) if len(shape) else 1
-            parts.append(flat[begin:begin + size].reshape(shape))
-            begin += size
-        return tuple(parts)
+        return split_flat(flat, shapes) if is_tuple else flat
 
     flat_func = (lambda s, y: torch.cat([m.reshape(-1) for m in func(s, unflat(y))])) \
         if is_tuple else func
