@@ -24,6 +24,7 @@
 extern PyMethodDef qode_solver_methods[];
 extern PyMethodDef qode_social_methods[];
 extern PyMethodDef qode_quantum_methods[];
+extern PyMethodDef qode_field_methods[];
 
 /* Sets a Python exception for a failed core status unless one is already set
  * (a callback that raised keeps its own exception).  `detail` may be NULL.
@@ -51,5 +52,31 @@ typedef struct {
  * messages.  Returns 0 on success, -1 with a Python exception set. */
 int qode_buffer_from_object(PyObject *obj, const char *what, qode_buffer *out);
 void qode_buffer_release(qode_buffer *buffer);
+
+/* A native vector field parsed from its Python description (field_binding.c).
+ * `mlp` comes first, so a pointer to the struct is also the field's callback
+ * context (qode_mlp_rhs / qode_mlp_vjp) and qode_native_field_poll's. */
+#include "fields/mlp.h"
+
+typedef struct {
+    qode_mlp mlp;
+    size_t widths[QODE_MLP_MAX_LAYERS + 1];
+    const void *weights[QODE_MLP_MAX_LAYERS];
+    const void *biases[QODE_MLP_MAX_LAYERS];
+    void *weight_grads[QODE_MLP_MAX_LAYERS];
+    void *bias_grads[QODE_MLP_MAX_LAYERS];
+    PyObject *owned[4 * QODE_MLP_MAX_LAYERS];  /* arrays kept alive while in use */
+    size_t n_owned;
+    double last_poll;  /* seconds, for qode_native_field_poll */
+} qode_native_field;
+
+/* Parses a description for a state of `n_state` elements of `dtype`; the
+ * arrays it names are borrowed (not copied).  Returns 0, or -1 with an
+ * exception set (and nothing to free). */
+int qode_native_field_parse(PyObject *spec, qode_dtype dtype, size_t n_state,
+                            qode_native_field *field);
+void qode_native_field_free(qode_native_field *field);
+/* A qode_interrupt_fn for solves that run without the GIL. */
+int qode_native_field_poll(void *ctx);
 
 #endif /* QODE_BINDING_H */

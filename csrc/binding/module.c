@@ -20,6 +20,7 @@ PyMODINIT_FUNC PyInit__C(void)
         qode_solver_methods,
         qode_social_methods,
         qode_quantum_methods,
+        qode_field_methods,
     };
     for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++) {
         if (PyModule_AddFunctions(module, tables[i]) < 0) {

@@ -6,6 +6,9 @@
  * the solver copies the relevant state into it, so no Python object is
  * created per evaluation except the time.  `rhs(t)` returns an ndarray or a
  * DLPack capsule holding f(t, y_stage); its size and dtype are checked here.
+ *
+ * A native field (`native=`, see field_binding.c) replaces rhs and vjp: the
+ * solver then calls C directly and runs with the GIL released.
  */
 #include "binding/binding.h"
 
@@ -156,10 +159,15 @@ typedef struct {
     callback_context ctx;
     PyArrayObject *y0, *rtol, *atol, *step_t, *jump_t, *grid, *segments;
     size_t *segment_ends;
+    qode_native_field native;
+    int has_native;  /* 1: no Python callbacks; the core runs without the GIL */
 } solve_args;
 
 static void solve_args_free(solve_args *a)
 {
+    if (a->has_native)
+        qode_native_field_free(&a->native);
+    a->has_native = 0;
     Py_XDECREF(a->y0);
     Py_XDECREF(a->rtol);
     Py_XDECREF(a->atol);
@@ -202,12 +210,18 @@ static int optional_times(PyObject *kwargs, const char *name, PyArrayObject **ar
 
 static int parse_solve_args(PyObject *kwargs, solve_args *a)
 {
-    static const char *required[] = {"method", "y0", "y_stage", "rhs", "rtol", "atol",
-                                     "direction"};
+    static const char *required[] = {"method", "y0", "y_stage", "rtol", "atol", "direction"};
     memset(a, 0, sizeof(*a));
     qode_adaptive_options_default(&a->adaptive);
     if (kwargs == NULL) {
         PyErr_SetString(PyExc_TypeError, "solve takes keyword arguments only");
+        return -1;
+    }
+    PyObject *native = PyDict_GetItemString(kwargs, "native");
+    if (native == Py_None)
+        native = NULL;
+    if (native == NULL && PyDict_GetItemString(kwargs, "rhs") == NULL) {
+        PyErr_SetString(PyExc_TypeError, "missing keyword argument 'rhs'");
         return -1;
     }
     for (size_t i = 0; i < sizeof(required) / sizeof(required[0]); i++) {
@@ -287,6 +301,20 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
     p->step_hook = ctx->hook ? call_hook : NULL;
     p->vjp = ctx->vjp ? call_vjp : NULL;
     p->interrupt = check_signals;
+    if (native != NULL) {
+        if (ctx->event != NULL || ctx->norm != NULL || ctx->hook != NULL || ctx->vjp != NULL) {
+            PyErr_SetString(PyExc_ValueError,
+                            "a native field runs without Python callbacks (event, norm, hook, vjp)");
+            return -1;
+        }
+        if (qode_native_field_parse(native, ctx->dtype, (size_t)ctx->n, &a->native) < 0)
+            return -1;
+        a->has_native = 1;
+        p->ctx = &a->native;
+        p->rhs = qode_mlp_rhs;
+        p->vjp = qode_mlp_vjp;
+        p->interrupt = qode_native_field_poll;
+    }
     if (tolerance_array(PyDict_GetItemString(kwargs, "rtol"), "rtol", ctx->n, &a->rtol, &p->rtol,
                         &p->rtol_stride) < 0 ||
         tolerance_array(PyDict_GetItemString(kwargs, "atol"), "atol", ctx->n, &a->atol, &p->atol,
@@ -495,15 +523,17 @@ static PyObject *solve(PyObject *self, PyObject *args, PyObject *kwargs)
     size_t n_t = (size_t)PyArray_SIZE(t);
     void *y_data = PyArray_DATA((PyArrayObject *)y);
     qode_status status;
-    if (a.tableau->adaptive) {
+    const double *grid = a.grid ? PyArray_DATA(a.grid) : t_data;
+    size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+    PyThreadState *released = a.has_native ? PyEval_SaveThread() : NULL;
+    if (a.tableau->adaptive)
         status = qode_solve_adaptive(&a.problem, a.tableau, &a.adaptive, PyArray_DATA(a.y0),
                                      t_data, n_t, y_data, recording ? &record : NULL, &info);
-    } else {
-        const double *grid = a.grid ? PyArray_DATA(a.grid) : t_data;
-        size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+    else
         status = qode_solve_fixed(&a.problem, a.tableau, &a.fixed, PyArray_DATA(a.y0), grid,
                                   n_grid, t_data, n_t, y_data, &info);
-    }
+    if (released != NULL)
+        PyEval_RestoreThread(released);
     PyObject *result;
     if (status != QODE_OK) {
         Py_DECREF(y);
@@ -624,8 +654,8 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *grad_y0 = NULL, *grad_t = NULL, *result = NULL;
     if (begin_call(args, kwargs, &a) < 0)
         return NULL;
-    if (a.ctx.vjp == NULL) {
-        PyErr_SetString(PyExc_TypeError, "backward needs vjp and v_stage");
+    if (a.problem.vjp == NULL) {
+        PyErr_SetString(PyExc_TypeError, "backward needs vjp and v_stage, or a native field");
         goto done;
     }
     PyObject *t_obj = PyDict_GetItemString(kwargs, "t");
@@ -653,14 +683,17 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
     qode_solve_info info;
     memset(&info, 0, sizeof(info));
     qode_status status;
+    qode_trajectory tr;
     if (a.tableau->adaptive) {
-        qode_trajectory tr;
         PyObject *rec = PyDict_GetItemString(kwargs, "record");
         if (rec == NULL || record_from_object(rec, &a, record, &tr) < 0) {
             if (!PyErr_Occurred())
                 PyErr_SetString(PyExc_TypeError, "backward of an adaptive solve needs its record");
             goto done;
         }
+    }
+    PyThreadState *released = a.has_native ? PyEval_SaveThread() : NULL;
+    if (a.tableau->adaptive) {
         status = qode_backward_adaptive(&a.problem, a.tableau, &tr, PyArray_DATA(t), n_t,
                                         PyArray_DATA(grad_out),
                                         PyArray_DATA((PyArrayObject *)grad_y0),
@@ -672,6 +705,8 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
                                      n_grid, PyArray_DATA(t), n_t, PyArray_DATA(grad_out),
                                      PyArray_DATA((PyArrayObject *)grad_y0), &info);
     }
+    if (released != NULL)
+        PyEval_RestoreThread(released);
     if (status != QODE_OK) {
         fail(status, &info);
         goto done;

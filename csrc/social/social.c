@@ -27,7 +27,7 @@
 #define QODE_SIMD_CLONES
 #endif
 
-#include "social/fast_tanh.h"
+#include "common/fast_tanh.h"
 #include "social/parallel.h"
 #include "social/social_internal.h"
 

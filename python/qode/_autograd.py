@@ -115,11 +115,16 @@ class OdeintBackprop(torch.autograd.Function):
             raise RuntimeError("gradients with respect to t are only available for adaptive "
                                "methods; fixed-grid solves differentiate y0 and parameters")
         state = solve.state
-        accumulators = [torch.zeros_like(p) for p in ctx.params]
-        v_stage = np.empty_like(state.stage)
+        accumulators = [torch.zeros_like(p, memory_format=torch.contiguous_format)
+                        for p in ctx.params]
         kwargs = solve.c_arguments()
-        kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t, v_stage),
-                      v_stage=v_stage, grid=ctx.grid, record=ctx.record,
+        if solve.native_field is not None:  # the VJP and its parameter gradients are in C
+            kwargs["native"] = solve.native_spec(accumulators)
+        else:
+            v_stage = np.empty_like(state.stage)
+            kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t,
+                                       v_stage), v_stage=v_stage)
+        kwargs.update(grid=ctx.grid, record=ctx.record,
                       grad_out=grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy())
         grad_y0, grad_t = _C.backward(t=solve.times, **kwargs)
         grad_t_tensor = torch.from_numpy(grad_t) if need_t else None

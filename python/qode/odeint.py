@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Optional
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 
@@ -179,6 +179,7 @@ class _Solve:
         self.times = _check_times(t)
         self.direction = -1.0 if self.times.size > 1 and self.times[0] > self.times[1] else 1.0
         self.parameters: Optional[list] = None  # tensors func depends on (gradients)
+        self.native_field: Any = None  # set by use_native_field
         self.rtol = _tolerance(rtol, "rtol", self.state)
         self.atol = _tolerance(atol, "atol", self.state)
         if not np.all(np.isfinite(self.state.flat_y0)):
@@ -244,15 +245,39 @@ class _Solve:
         grid[-1] = end
         return self.direction * grid
 
+    def use_native_field(self) -> None:
+        """Hands the solve to func's C implementation when func is a native field.
+
+        That needs a single torch tensor state and nothing else that calls
+        Python during the solve (no ``norm`` option, no step callbacks).
+        Otherwise the field is called through Python like any other func.
+        """
+        if not isinstance(self.state, TorchFlatState) or self.state.is_tuple:
+            return
+        from .fields import NativeField
+
+        if (isinstance(self.func, NativeField) and self.options.get("norm") is None
+                and self._hook() is None):
+            self.native_field = self.func
+            self.parameters = list(self.func.native_parameters())
+
+    def native_spec(self, grads: Optional[Sequence[Any]] = None) -> tuple:
+        """The native field's description for this state (gradient accumulators optional)."""
+        return self.native_field.native_spec(self.state.shapes[0], self.state.dtype, grads)
+
     def c_arguments(self) -> dict:
         """Keyword arguments for ``_C.solve`` / ``_C.solve_event``."""
         state = self.state
         kwargs = dict(
             method=self.method, y0=state.flat_y0, y_stage=state.stage,
-            rhs=make_rhs(state, self.func), rtol=self.rtol, atol=self.atol,
+            rtol=self.rtol, atol=self.atol,
             direction=self.direction, norm=self._norm(), hook=self._hook(),
             segments=state.segment_ends, simd_bytes=_torch_simd_bytes(),
         )
+        if self.native_field is not None:
+            kwargs["native"] = self.native_spec()
+        else:
+            kwargs["rhs"] = make_rhs(state, self.func)
         if self.adaptive:
             for name in ("first_step", "safety", "ifactor", "dfactor", "min_step", "max_step"):
                 if self.options.get(name) is not None:
@@ -334,6 +359,7 @@ def odeint(func: Callable, y0: Any, t: Any, *, rtol: Any = 1e-7, atol: Any = 1e-
     solve = _Solve(func, y0, t, rtol, atol, method, options)
     if event_fn is not None:
         return _solve_until_event(solve, event_fn)
+    solve.use_native_field()
     if _needs_grad(func, y0, t):
         return _odeint_with_grad(solve)
     kwargs = solve.c_arguments()
@@ -361,7 +387,8 @@ def _watch_for_captured_grad(solve: "_Solve", kwargs: dict) -> Optional[type]:
     no watching is needed (NumPy states, grad mode off).
     """
     torch = _torch_or_none()
-    if not isinstance(solve.state, TorchFlatState) or not torch.is_grad_enabled():
+    if (not isinstance(solve.state, TorchFlatState) or not torch.is_grad_enabled()
+            or "rhs" not in kwargs):  # a native field captures nothing
         return None
     from ._autograd import NeedsGrad, grad_leaves
 

@@ -1,8 +1,9 @@
-/* A branch-free double-precision tanh that compilers can vectorise.
+/* A branch-free tanh (double and float) that compilers can vectorise.
  *
- * The interaction kernel evaluates tanh N^2 * H times, and libm's tanh is a
- * scalar call with branches; this version is straight-line arithmetic so the
- * hidden-unit loops vectorise.
+ * The social interaction kernel evaluates tanh N^2 * H times and a native MLP
+ * field batch * hidden times per evaluation; libm's tanh is a scalar call with
+ * branches (about 25 ns), while this version is straight-line arithmetic so
+ * the loops over hidden units vectorise.
  *
  * tanh|x| = (1 - t) / (1 + t) with t = exp(-2|x|).  exp(y), y in [-40, 0], is
  * computed as 2^k * exp(r), k = round(y / ln 2), |r| <= ln(2)/2, with a
@@ -12,22 +13,22 @@
  * of 1e-16 (near x = 0 the relative error grows as 1e-16/|x| because of the
  * cancellation in 1 - t; absolute accuracy is what the sums need).
  */
-#ifndef QODE_SOCIAL_FAST_TANH_H
-#define QODE_SOCIAL_FAST_TANH_H
+#ifndef QODE_COMMON_FAST_TANH_H
+#define QODE_COMMON_FAST_TANH_H
 
 #include <math.h>
 #include <stdint.h>
 #include <string.h>
 
-static inline double qode_fast_tanh(double x)
+/* tanh(ax) for 0 <= ax <= 20 (the clamp is the callers' job: GCC vectorises
+ * the arithmetic only when the clamp sits in a loop of its own). */
+static inline double qode_tanh_clamped(double ax)
 {
     const double log2e = 1.4426950408889634;
     const double ln2_hi = 6.93147180369123816490e-01; /* ln 2, high 32 bits */
     const double ln2_lo = 1.90821492927058770002e-10; /* ln 2 - ln2_hi */
     const double round_magic = 6755399441055744.0;    /* 1.5 * 2^52 */
 
-    double ax = fabs(x);
-    ax = ax < 20.0 ? ax : 20.0;
     double y = -2.0 * ax;                              /* in [-40, 0] */
     double shifted = y * log2e + round_magic;          /* k in the low mantissa bits */
     double k = shifted - round_magic;                  /* round(y / ln 2), in [-58, 0] */
@@ -57,22 +58,38 @@ static inline double qode_fast_tanh(double x)
     memcpy(&scale, &bits, sizeof scale);
 
     double t = p * scale;
-    double result = (1.0 - t) / (1.0 + t);
-    return copysign(result, x);
+    return (1.0 - t) / (1.0 + t);
 }
+
+static inline double qode_fast_tanh(double x)
+{
+    double ax = fabs(x);
+    return copysign(qode_tanh_clamped(ax < 20.0 ? ax : 20.0), x);
+}
+
+/* out[i] = tanh(in[i]) for n elements, vectorised; out must not alias in. */
+static inline void qode_fast_tanh_array(double *restrict out, const double *restrict in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        double ax = fabs(in[i]);
+        out[i] = ax < 20.0 ? ax : 20.0;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = copysign(qode_tanh_clamped(out[i]), in[i]);
+}
+
+
 
 /* The same construction in single precision: exp(r) by a degree-7 Taylor
  * polynomial (truncation error < 1e-8 relative), |x| clamped at 9 (where
  * 1 - tanh < 3e-8 rounds to 1 in float). */
-static inline float qode_fast_tanhf(float x)
+static inline float qode_tanhf_clamped(float ax)
 {
     const float log2e = 1.44269504f;
     const float ln2_hi = 0.693145752f;   /* ln 2, 16 significant bits */
     const float ln2_lo = 1.42860677e-06f; /* ln 2 - ln2_hi */
     const float round_magic = 12582912.0f; /* 1.5 * 2^23 */
 
-    float ax = fabsf(x);
-    ax = ax < 9.0f ? ax : 9.0f;
     float y = -2.0f * ax;                  /* in [-18, 0] */
     float shifted = y * log2e + round_magic;
     float k = shifted - round_magic;       /* in [-26, 0] */
@@ -94,8 +111,24 @@ static inline float qode_fast_tanhf(float x)
     memcpy(&scale, &bits, sizeof scale);
 
     float t = p * scale;
-    float result = (1.0f - t) / (1.0f + t);
-    return copysignf(result, x);
+    return (1.0f - t) / (1.0f + t);
 }
 
-#endif /* QODE_SOCIAL_FAST_TANH_H */
+static inline float qode_fast_tanhf(float x)
+{
+    float ax = fabsf(x);
+    return copysignf(qode_tanhf_clamped(ax < 9.0f ? ax : 9.0f), x);
+}
+
+static inline void qode_fast_tanhf_array(float *restrict out, const float *restrict in, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        float ax = fabsf(in[i]);
+        out[i] = ax < 9.0f ? ax : 9.0f;
+    }
+    for (size_t i = 0; i < n; i++)
+        out[i] = copysignf(qode_tanhf_clamped(out[i]), in[i]);
+}
+
+
+#endif /* QODE_COMMON_FAST_TANH_H */
