@@ -53,21 +53,23 @@ typedef struct {
 int qode_buffer_from_object(PyObject *obj, const char *what, qode_buffer *out);
 void qode_buffer_release(qode_buffer *buffer);
 
-/* A native vector field parsed from its Python description (field_binding.c).
- * `mlp` comes first, so a pointer to the struct is also the field's callback
- * context (qode_mlp_rhs / qode_mlp_vjp) and qode_native_field_poll's. */
+/* A native vector field parsed from its Python description (field_binding.c):
+ * an MLP field, or (kind "adjoint") the continuous-adjoint augmented system of
+ * one.  The solver reaches it through qode_native_rhs / qode_native_vjp /
+ * qode_native_poll with the struct itself as the callback context. */
 #include "fields/mlp.h"
+#include "solver/adjoint_dynamics.h"
 
 typedef struct {
     qode_mlp mlp;
     size_t widths[QODE_MLP_MAX_LAYERS + 1];
     const void *weights[QODE_MLP_MAX_LAYERS];
     const void *biases[QODE_MLP_MAX_LAYERS];
-    void *weight_grads[QODE_MLP_MAX_LAYERS];
-    void *bias_grads[QODE_MLP_MAX_LAYERS];
-    PyObject *owned[4 * QODE_MLP_MAX_LAYERS];  /* arrays kept alive while in use */
+    qode_adjoint_dynamics adjoint;
+    int is_adjoint;
+    PyObject *owned[2 * QODE_MLP_MAX_LAYERS + 1];  /* arrays kept alive while in use */
     size_t n_owned;
-    double last_poll;  /* seconds, for qode_native_field_poll */
+    double last_poll;  /* seconds, for qode_native_poll */
 } qode_native_field;
 
 /* Parses a description for a state of `n_state` elements of `dtype`; the
@@ -76,7 +78,11 @@ typedef struct {
 int qode_native_field_parse(PyObject *spec, qode_dtype dtype, size_t n_state,
                             qode_native_field *field);
 void qode_native_field_free(qode_native_field *field);
+/* The solver callbacks of a parsed field (ctx = the qode_native_field). */
+int qode_native_rhs(void *ctx, double t, const void *y, void *dydt);
+int qode_native_vjp(void *ctx, double t, const void *y, const void *v, void *y_bar,
+                    double *t_bar);
 /* A qode_interrupt_fn for solves that run without the GIL. */
-int qode_native_field_poll(void *ctx);
+int qode_native_poll(void *ctx);
 
 #endif /* QODE_BINDING_H */

@@ -311,9 +311,9 @@ static int parse_solve_args(PyObject *kwargs, solve_args *a)
             return -1;
         a->has_native = 1;
         p->ctx = &a->native;
-        p->rhs = qode_mlp_rhs;
-        p->vjp = qode_mlp_vjp;
-        p->interrupt = qode_native_field_poll;
+        p->rhs = qode_native_rhs;
+        p->vjp = qode_native_vjp;
+        p->interrupt = qode_native_poll;
     }
     if (tolerance_array(PyDict_GetItemString(kwargs, "rtol"), "rtol", ctx->n, &a->rtol, &p->rtol,
                         &p->rtol_stride) < 0 ||

@@ -60,14 +60,23 @@ qode_status qode_mlp_check(const qode_mlp *m, char *message, size_t size)
                        "outputs but the state rows have %zu elements",
                        m->widths[m->n_layers], m->widths[0]);
     for (size_t l = 0; l < m->n_layers; l++)
-        if (m->weights[l] == NULL)
-            return invalid(message, size, "layer %zu has no weights", l);
+        if (m->weights[l] == NULL || (m->biases != NULL && m->biases[l] == NULL))
+            return invalid(message, size, "layer %zu has no weights or no bias", l);
     return QODE_OK;
 }
 
 size_t qode_mlp_state_size(const qode_mlp *m)
 {
     return m->batch * m->widths[0];
+}
+
+size_t qode_mlp_n_params(const qode_mlp *m)
+{
+    size_t count = 0;
+    for (size_t l = 0; l < m->n_layers; l++)
+        count += m->widths[l + 1] * (m->widths[l] + (l == 0 ? (size_t)m->time_input : 0) +
+                                     (m->biases ? 1 : 0));
+    return count;
 }
 
 size_t qode_mlp_work_bytes(const qode_mlp *m)
@@ -90,10 +99,17 @@ int qode_mlp_rhs(void *ctx, double t, const void *y, void *dydt)
     return rhs_f32(m, t, y, dydt);
 }
 
-int qode_mlp_vjp(void *ctx, double t, const void *y, const void *v, void *y_bar, double *t_bar)
+int qode_mlp_field_vjp(void *ctx, double t, const void *y, const void *v, void *f_out,
+                       void *y_bar, double *t_bar, void *p_bar)
 {
     const qode_mlp *m = ctx;
     if (m->dtype == QODE_FLOAT64)
-        return vjp_f64(m, t, y, v, y_bar, t_bar);
-    return vjp_f32(m, t, y, v, y_bar, t_bar);
+        return vjp_f64(m, t, y, v, f_out, y_bar, t_bar, p_bar);
+    return vjp_f32(m, t, y, v, f_out, y_bar, t_bar, p_bar);
+}
+
+int qode_mlp_vjp(void *ctx, double t, const void *y, const void *v, void *y_bar, double *t_bar)
+{
+    const qode_mlp *m = ctx;
+    return qode_mlp_field_vjp(ctx, t, y, v, NULL, y_bar, t_bar, m->grads);
 }

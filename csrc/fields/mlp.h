@@ -41,11 +41,10 @@ typedef struct {
     int time_input;              /* 1: layer 1 also reads t, as its last input column */
     qode_activation activation;  /* after every layer but the last */
     const void *const *weights;  /* L matrices: widths[l+1] x (widths[l] + time column) */
-    const void *const *biases;   /* L vectors of widths[l+1]; an entry may be NULL (no bias) */
-    /* Gradient accumulators of the same shapes; the array or any entry may be
-     * NULL when that gradient is not wanted. */
-    void *const *weight_grads;
-    void *const *bias_grads;
+    const void *const *biases;   /* L vectors of widths[l+1], or NULL (no biases) */
+    /* Parameter-gradient accumulator, qode_mlp_n_params elements: every
+     * weight matrix, then every bias vector, in layer order.  May be NULL. */
+    void *grads;
     void *work;                  /* qode_mlp_work_bytes(mlp) bytes, owned by the caller */
 } qode_mlp;
 
@@ -60,11 +59,20 @@ size_t qode_mlp_work_bytes(const qode_mlp *mlp);
 /* Elements in the state: batch * widths[0]. */
 size_t qode_mlp_state_size(const qode_mlp *mlp);
 
+/* Elements in the flat parameter vector (weights, then biases). */
+size_t qode_mlp_n_params(const qode_mlp *mlp);
+
 /* qode_rhs_fn: dydt = f(t, y); ctx is a checked qode_mlp. */
 int qode_mlp_rhs(void *ctx, double t, const void *y, void *dydt);
 
-/* qode_vjp_fn: y_bar = (df/dy)^T v, *t_bar = v . df/dt, and the parameter
- * gradient buffers += v^T df/dparams.  y_bar is overwritten. */
+/* qode_vjp_fn: y_bar = (df/dy)^T v, *t_bar = v . df/dt, and mlp->grads +=
+ * v^T df/dparams.  y_bar is overwritten. */
 int qode_mlp_vjp(void *ctx, double t, const void *y, const void *v, void *y_bar, double *t_bar);
+
+/* qode_field_vjp_fn (solver/adjoint_dynamics.h): as qode_mlp_vjp, but also
+ * writes f(t, y) to f_out (unless NULL) from the same forward pass, and adds
+ * the parameter gradient to p_bar (unless NULL) instead of mlp->grads. */
+int qode_mlp_field_vjp(void *ctx, double t, const void *y, const void *v, void *f_out,
+                       void *y_bar, double *t_bar, void *p_bar);
 
 #endif /* QODE_FIELDS_MLP_H */

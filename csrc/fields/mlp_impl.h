@@ -177,13 +177,26 @@ static SIMD_CLONES int FN(rhs)(const qode_mlp *m, double t, const REAL *y, REAL 
 /* Reverse sweep.  g holds dL/d(output of layer l+1), feature-major; on the
  * way down it becomes dL/d(input of layer l+1). */
 static SIMD_CLONES int FN(vjp)(const qode_mlp *m, double t, const REAL *y, const REAL *v,
-                               REAL *y_bar, double *t_bar)
+                               REAL *f_out, REAL *y_bar, double *t_bar, REAL *p_bar)
 {
     FN(mlp_buffers) w = FN(layout)(m);
     size_t batch = m->batch;
     FN(to_features)(y, w.input, batch, m->widths[0]);
-    if (m->n_layers > 1)  /* a single layer's derivatives do not depend on y */
+    /* A single layer's derivatives do not depend on y. */
+    if (m->n_layers > 1 || f_out != NULL)
         FN(forward)(m, t, &w);
+    if (f_out != NULL)
+        FN(to_rows)(w.out, f_out, batch, m->widths[m->n_layers]);
+    /* Where each layer's weight and bias gradients start in p_bar. */
+    size_t weight_at[QODE_MLP_MAX_LAYERS], bias_at[QODE_MLP_MAX_LAYERS], offset = 0;
+    for (size_t l = 0; l < m->n_layers; l++) {
+        weight_at[l] = offset;
+        offset += m->widths[l + 1] * (m->widths[l] + (l == 0 ? (size_t)m->time_input : 0));
+    }
+    for (size_t l = 0; l < m->n_layers; l++) {
+        bias_at[l] = offset;
+        offset += m->biases ? m->widths[l + 1] : 0;
+    }
     REAL *g = w.g0, *g_in = w.g1;
     FN(to_features)(v, g, batch, m->widths[m->n_layers]);
     double time_sum = 0.0;
@@ -193,8 +206,8 @@ static SIMD_CLONES int FN(vjp)(const qode_mlp *m, double t, const REAL *y, const
         size_t row = n_in + (size_t)with_time;
         const REAL *W = m->weights[l];
         const REAL *in = l == 0 ? w.input : w.h[l];
-        REAL *dW = m->weight_grads ? m->weight_grads[l] : NULL;
-        REAL *db = m->bias_grads && m->biases && m->biases[l] ? m->bias_grads[l] : NULL;
+        REAL *dW = p_bar ? p_bar + weight_at[l] : NULL;
+        REAL *db = p_bar && m->biases ? p_bar + bias_at[l] : NULL;
         memset(g_in, 0, batch * n_in * sizeof(REAL));
         for (size_t j = 0; j < n_out; j++) {
             const REAL *gj = g + j * batch, *wj = W + j * row;

@@ -48,8 +48,6 @@ qode_status qode_problem_check(const qode_problem *p, qode_solve_info *info)
                 return qode_fail(info, QODE_ERR_INVALID_ARGUMENT, "bad norm segments");
             prev = p->segment_ends[s];
         }
-        if (prev != p->n)
-            return qode_fail(info, QODE_ERR_INVALID_ARGUMENT, "norm segments must cover the state");
     }
     return QODE_OK;
 }

@@ -56,7 +56,9 @@ typedef struct {
     size_t atol_stride;
     /* Default norm: the maximum over segments of the RMS of the segment's
      * elements (torchdiffeq's mixed norm for tuple states).  segment_ends holds
-     * n_segments increasing ends, the last equal to n; NULL means one segment. */
+     * n_segments increasing ends, at most n; NULL means one segment.  Elements
+     * after the last end are left out of the norm (torchdiffeq's seminorm,
+     * which leaves out the parameter adjoints of the adjoint system). */
     const size_t *segment_ends;
     size_t n_segments;
     /* Width in bytes of the SIMD vectors torch sums with on this CPU (32 for

@@ -115,12 +115,13 @@ class OdeintBackprop(torch.autograd.Function):
             raise RuntimeError("gradients with respect to t are only available for adaptive "
                                "methods; fixed-grid solves differentiate y0 and parameters")
         state = solve.state
-        accumulators = [torch.zeros_like(p, memory_format=torch.contiguous_format)
-                        for p in ctx.params]
         kwargs = solve.c_arguments()
         if solve.native_field is not None:  # the VJP and its parameter gradients are in C
-            kwargs["native"] = solve.native_spec(accumulators)
+            flat_grads, accumulators = solve.native_field.gradient_buffer()
+            kwargs["native"] = solve.native_spec(flat_grads)
         else:
+            accumulators = [torch.zeros_like(p, memory_format=torch.contiguous_format)
+                            for p in ctx.params]
             v_stage = np.empty_like(state.stage)
             kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t,
                                        v_stage), v_stage=v_stage)

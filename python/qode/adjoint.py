@@ -10,10 +10,12 @@ from __future__ import annotations
 
 from typing import Any, Callable, Optional, Sequence
 
+import numpy as np
 import torch
 
+from . import _C
 from ._state import split_flat
-from .odeint import odeint
+from .odeint import _Solve, odeint
 
 _CALLBACKS = ("callback_step", "callback_accept_step", "callback_reject_step")
 
@@ -95,6 +97,7 @@ class _OdeintAdjoint(torch.autograd.Function):
         times = t if ctx.event_t is None else torch.cat(
             [t[:1], ctx.event_t.reshape(1).to(t.dtype)])
         func = settings["func"]
+        native = _native_adjoint(settings, y, params)
         dynamics = _AugmentedDynamics(func, params)
         with torch.no_grad():
             aug = [torch.zeros((), dtype=y.dtype), y[-1], grad_y[-1]]
@@ -106,11 +109,15 @@ class _OdeintAdjoint(torch.autograd.Function):
                     d_loss_d_ti = func(times[i], y[i]).reshape(-1).dot(grad_y[i].reshape(-1))
                     aug[0] = aug[0] - d_loss_d_ti
                     time_vjps[i] = d_loss_d_ti
-                solution = odeint(dynamics, tuple(aug), times[i - 1:i + 1].flip(0),
-                                  rtol=settings["adjoint_rtol"], atol=settings["adjoint_atol"],
-                                  method=settings["adjoint_method"],
-                                  options=settings["adjoint_options"])
-                aug = [s[1] for s in solution]
+                if native is not None:
+                    aug = native.solve(aug, times[i - 1:i + 1].flip(0))
+                else:
+                    solution = odeint(dynamics, tuple(aug), times[i - 1:i + 1].flip(0),
+                                      rtol=settings["adjoint_rtol"],
+                                      atol=settings["adjoint_atol"],
+                                      method=settings["adjoint_method"],
+                                      options=settings["adjoint_options"])
+                    aug = [s[1] for s in solution]
                 aug[1] = y[i - 1]           # the forward pass's state is the better estimate
                 aug[2] = aug[2] + grad_y[i - 1]
             if need_t:
@@ -118,6 +125,81 @@ class _OdeintAdjoint(torch.autograd.Function):
                 if ctx.event_t is not None:  # only t[0] is an input in event mode
                     time_vjps = torch.cat([time_vjps[:1], torch.zeros_like(t[1:])])
         return (None, aug[2], time_vjps, *aug[3:])
+
+
+class _NativeAdjoint:
+    """The backward solves of a native field: the augmented system runs in C.
+
+    The augmented state holds the adjoints of all the field's parameters in
+    its native order; ``solve`` packs and unpacks the tuple that the Python
+    path uses, so both paths share the driver loop of ``_OdeintAdjoint``.
+    """
+
+    def __init__(self, settings: dict, y: torch.Tensor, params: Sequence[torch.Tensor],
+                 seminorm: bool):
+        from .fields import AdjointSystem
+
+        field = settings["func"]
+        self.settings = settings
+        self.system = AdjointSystem(field, y.shape[1:])
+        native = field.native_parameters()
+        position = {id(p): i for i, p in enumerate(native)}
+        self.order = [position[id(p)] for p in params]  # params[k] is native[order[k]]
+        self.native_shapes = [p.shape for p in native]
+        n = y[0].numel()
+        ends = [1, 1 + n, 1 + 2 * n]
+        if not seminorm:  # every parameter adjoint is a member of the error norm
+            for p in native:
+                ends.append(ends[-1] + p.numel())
+        self.segments = np.asarray(ends, dtype=np.int64)
+
+    def solve(self, aug: list, times: torch.Tensor) -> list:
+        native_adj = [None] * len(self.native_shapes)
+        for k, index in enumerate(self.order):
+            native_adj[index] = aug[3 + k]
+        flat = torch.cat([aug[0].reshape(1), aug[1].reshape(-1), aug[2].reshape(-1)]
+                         + [a.reshape(-1) for a in native_adj])
+        s = self.settings
+        solve = _Solve(self.system, flat, times, s["adjoint_rtol"], s["adjoint_atol"],
+                       s["adjoint_method"], s["adjoint_options"])
+        solve.native_field = self.system
+        kwargs = solve.c_arguments()
+        kwargs["segments"] = self.segments
+        if not solve.adaptive:
+            kwargs["grid"] = solve._grid()
+        end = torch.from_numpy(_C.solve(t=solve.times, **kwargs)["y"][-1])
+        n = aug[1].numel()
+        parts = [end[0].reshape(()), end[1:1 + n].view(aug[1].shape),
+                 end[1 + n:1 + 2 * n].view(aug[2].shape)]
+        start, native_out = 1 + 2 * n, []
+        for shape in self.native_shapes:
+            count = int(np.prod(shape, dtype=np.int64))
+            native_out.append(end[start:start + count].view(shape))
+            start += count
+        return parts + [native_out[index] for index in self.order]
+
+
+def _native_adjoint(settings: dict, y: torch.Tensor,
+                    params: Sequence[torch.Tensor]) -> Optional[_NativeAdjoint]:
+    """A native backward solver when func is a native field and nothing needs Python."""
+    from .fields import NativeField
+
+    func = settings["func"]
+    if not isinstance(func, NativeField) or settings["event_fn"] is not None:
+        return None
+    if any(hasattr(func, name + "_adjoint") for name in _CALLBACKS):
+        return None
+    if settings["native_seminorm"] is None:  # a user norm: Python must evaluate it
+        return None
+    native = func.native_parameters()
+    if {id(p) for p in params} != {id(p) for p in native} or len(params) != len(native):
+        return None  # the augmented system would hold other parameter adjoints
+    if any(torch.as_tensor(tol).numel() != 1
+           for tol in (settings["adjoint_rtol"], settings["adjoint_atol"])):
+        return None
+    options = {k: v for k, v in settings["adjoint_options"].items() if k != "norm"}
+    return _NativeAdjoint(dict(settings, adjoint_options=options), y, params,
+                          settings["native_seminorm"])
 
 
 def _adjoint_norm(options: dict, state_norm: Optional[Callable], n_params: int,
@@ -208,6 +290,10 @@ def odeint_adjoint(func: Callable, y0: Any, t: torch.Tensor, *, rtol: Any = 1e-7
         options["norm"] = state_norm
     elif user_norm is not None:
         state_norm = user_norm
+    # The native backward solve handles the default norm and seminorm itself.
+    requested_norm = adjoint_options.get("norm")
+    native_seminorm = (requested_norm == "seminorm") if (
+        requested_norm in (None, "seminorm") and state_norm is None) else None
     _adjoint_norm(adjoint_options, state_norm, len(params),
                   flat_func.unflatten if shapes is not None else None)
 
@@ -217,7 +303,7 @@ def odeint_adjoint(func: Callable, y0: Any, t: torch.Tensor, *, rtol: Any = 1e-7
                     options=options, adjoint_rtol=rtol if adjoint_rtol is None else adjoint_rtol,
                     adjoint_atol=atol if adjoint_atol is None else adjoint_atol,
                     adjoint_method=method if adjoint_method is None else adjoint_method,
-                    adjoint_options=adjoint_options)
+                    adjoint_options=adjoint_options, native_seminorm=native_seminorm)
     if event_fn is not None:
         settings["event_fn"] = event_fn if shapes is None else \
             (lambda s, flat: event_fn(s, flat_func.unflatten(flat)))

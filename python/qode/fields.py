@@ -37,12 +37,27 @@ class NativeField(nn.Module):
     """
 
     def native_spec(self, state_shape: Sequence[int], dtype: torch.dtype,
-                    grads: Optional[Sequence[torch.Tensor]] = None) -> tuple:
+                    grads: Optional[torch.Tensor] = None) -> tuple:
+        """The description ``qode._C`` reads, for a state of this shape and dtype.
+
+        ``grads``, if given, is a flat accumulator (see :meth:`gradient_buffer`)
+        that the C VJP adds the parameter gradients to.
+        """
         raise NotImplementedError
 
     def native_parameters(self) -> list[torch.Tensor]:
-        """The tensors the C code reads, in the order of :meth:`native_spec`'s gradients."""
+        """The tensors the C code reads, in the order of the flat gradient."""
         raise NotImplementedError
+
+    def gradient_buffer(self) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """A zero flat accumulator and views of it shaped like :meth:`native_parameters`."""
+        params = self.native_parameters()
+        flat = torch.zeros(sum(p.numel() for p in params), dtype=params[0].dtype)
+        views, start = [], 0
+        for p in params:
+            views.append(flat[start:start + p.numel()].view(p.shape))
+            start += p.numel()
+        return flat, views
 
 
 def _numpy(x: torch.Tensor, what: str) -> np.ndarray:
@@ -152,12 +167,8 @@ class MLP(NativeField):
         return params
 
     def native_spec(self, state_shape: Sequence[int], dtype: torch.dtype,
-                    grads: Optional[Sequence[torch.Tensor]] = None) -> tuple:
-        """The description of this field for ``qode._C`` (zero-copy views).
-
-        ``grads``, if given, are accumulators shaped like
-        :meth:`native_parameters` that the C VJP adds to.
-        """
+                    grads: Optional[torch.Tensor] = None) -> tuple:
+        """The description of this field for ``qode._C`` (zero-copy views)."""
         width = self.widths[0]
         if dtype != self.dtype:
             raise TypeError(f"the state is {dtype} but the MLP field's parameters are "
@@ -166,20 +177,14 @@ class MLP(NativeField):
             raise ValueError(f"the MLP field acts on the last dimension, of size {width}; "
                              f"the state has shape {tuple(state_shape)}")
         batch = int(np.prod(state_shape[:-1], dtype=np.int64))
-        n_layers = len(self.layers)
         weights = tuple(_numpy(layer.weight, f"layer {l}'s weight")
                         for l, layer in enumerate(self.layers))
         has_bias = self.layers[0].bias is not None
         biases = (tuple(_numpy(layer.bias, f"layer {l}'s bias")
                         for l, layer in enumerate(self.layers)) if has_bias else None)
-        weight_grads = bias_grads = None
-        if grads is not None:
-            arrays = [_numpy(g, "a gradient accumulator") for g in grads]
-            weight_grads = tuple(arrays[:n_layers])
-            bias_grads = tuple(arrays[n_layers:]) if has_bias else None
         return ("mlp", batch, np.asarray(self.widths, dtype=np.int64),
                 _ACTIVATIONS[self.activation], int(self.time_input), weights, biases,
-                weight_grads, bias_grads)
+                None if grads is None else _numpy(grads, "the gradient accumulator"))
 
     def forward(self, t: Any, y: torch.Tensor) -> torch.Tensor:
         """``f(t, y)``, differentiable (the backward pass is the C VJP)."""
@@ -225,11 +230,30 @@ class _MLPFunction(torch.autograd.Function):
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         t, y = ctx.saved_tensors
         field = ctx.field
-        params = field.native_parameters()
-        grads = [torch.zeros_like(p, memory_format=torch.contiguous_format) for p in params]
-        spec = field.native_spec(y.shape, y.dtype, grads)
+        flat, grads = field.gradient_buffer()
+        spec = field.native_spec(y.shape, y.dtype, flat)
         v = grad_out.detach().to(y.dtype).contiguous()
         y_bar, t_bar = _C.field_vjp(native=spec, t=float(t), y=_numpy(y, "y"),
                                     v=_numpy(v, "the cotangent"))
         grad_t = torch.tensor(t_bar, dtype=ctx.t_dtype) if ctx.needs_input_grad[1] else None
         return (None, grad_t, torch.from_numpy(y_bar).reshape(y.shape), *grads)
+
+
+class AdjointSystem:
+    """The continuous-adjoint augmented system of a native field, solved in C.
+
+    Its state is torchdiffeq's adjoint tuple flattened: (t-adjoint, y, a,
+    parameter adjoints in :meth:`NativeField.native_parameters` order); see
+    ``csrc/solver/adjoint_dynamics.h``.  ``qode.odeint_adjoint`` uses it for
+    the backward solve when ``func`` is a native field.
+    """
+
+    def __init__(self, field: NativeField, state_shape: Sequence[int]):
+        self.field, self.state_shape = field, tuple(state_shape)
+
+    def native_spec(self, state_shape: Sequence[int], dtype: torch.dtype,
+                    grads: Optional[torch.Tensor] = None) -> tuple:
+        return ("adjoint", self.field.native_spec(self.state_shape, dtype))
+
+    def __call__(self, t: Any, y: Any) -> Any:
+        raise TypeError("the native adjoint system is evaluated in C only")

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Optional
 
 import numpy as np
 
@@ -261,8 +261,8 @@ class _Solve:
             self.native_field = self.func
             self.parameters = list(self.func.native_parameters())
 
-    def native_spec(self, grads: Optional[Sequence[Any]] = None) -> tuple:
-        """The native field's description for this state (gradient accumulators optional)."""
+    def native_spec(self, grads: Any = None) -> tuple:
+        """The native field's description for this state (flat gradient accumulator optional)."""
         return self.native_field.native_spec(self.state.shapes[0], self.state.dtype, grads)
 
     def c_arguments(self) -> dict:
