@@ -3,8 +3,9 @@ interaction forces with a C core.
 
 ``qode.odeint`` and ``qode.odeint_event`` are drop-in replacements for the
 torchdiffeq functions of the same names (NumPy arrays work too, without
-torch).  The torch-only subpackages (``qode.social``, ``qode.quantum``) are
-imported on first use, so that ``import qode`` does not need torch.
+torch).  The torch-only subpackages (``qode.social``, ``qode.quantum``,
+``qode.fields``) are imported on first use, so that ``import qode`` does not
+need torch.
 """
 import importlib
 
@@ -14,7 +15,7 @@ __all__ = ["odeint", "odeint_adjoint", "odeint_event", "METHODS", "ADAPTIVE_METH
            "FIXED_METHODS"]
 __version__ = "0.1.0"
 
-_LAZY_SUBPACKAGES = ("social", "quantum")
+_LAZY_SUBPACKAGES = ("social", "quantum", "fields")
 
 
 def __getattr__(name: str):
