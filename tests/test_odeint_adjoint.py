@@ -102,3 +102,86 @@ def test_adjoint_callbacks_run_on_the_backward_solve():
     assert calls == []
     out.sum().backward()
     assert len(calls) > 0 and max(calls) <= 1.0
+
+
+ADAPTIVE = ["dopri5", "tsit5", "bosh3", "fehlberg2", "adaptive_heun", "dopri8"]
+FIXED_ORDER = {"euler": 1, "midpoint": 2, "heun2": 2, "heun3": 3, "rk4": 4}
+
+
+LOW_ORDER_ADAPTIVE = ("adaptive_heun", "fehlberg2")  # order 2: tight tolerances cost minutes
+
+
+def method_kwargs(method):
+    if method in LOW_ORDER_ADAPTIVE:
+        return {"method": method, "rtol": 1e-8, "atol": 1e-10}
+    if method in ADAPTIVE:
+        return {"method": method, "rtol": 1e-10, "atol": 1e-12}
+    return {"method": method, "options": {"step_size": 0.01}}
+
+
+@pytest.mark.parametrize("method", ADAPTIVE + sorted(FIXED_ORDER))
+def test_every_method_matches_torchdiffeq(method):
+    if method == "tsit5":
+        pytest.skip("torchdiffeq 0.2.5 has no tsit5")
+    field = Field(2)
+    y0 = torch.randn(3, 2, dtype=torch.float64, requires_grad=True)
+    t = torch.tensor([0.0, 0.3, 0.6], dtype=torch.float64, requires_grad=True)
+    kwargs = method_kwargs(method)
+    ours = gradients(qode, field, y0, t, **kwargs)
+    theirs = gradients(torchdiffeq, field, y0, t, **kwargs)
+    for a, b in zip(ours, theirs):
+        assert max_rel_error(a, b) < 1e-9
+
+
+@pytest.mark.parametrize("method", ADAPTIVE + sorted(FIXED_ORDER))
+def test_every_method_gradcheck(method):
+    """The continuous adjoint approximates the derivative of the discrete solve:
+    to the tolerance for adaptive methods, to O(h^order) on a fixed grid."""
+    torch.manual_seed(3)
+    linear = torch.nn.Linear(2, 2).double()
+
+    class Small(torch.nn.Module):  # few parameters: gradcheck stays cheap
+        def __init__(self):
+            super().__init__()
+            self.linear = linear
+
+        def forward(self, t, y):
+            return torch.tanh(self.linear(y)) * torch.cos(t)
+
+    field = Small()
+    y0 = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    # On a fixed grid, moving t[0] moves every grid point off the output times,
+    # so the discrete solve's t-derivative includes interpolation terms that
+    # the continuous adjoint (torchdiffeq's too) does not have: t is checked
+    # for the adaptive methods only.
+    t = torch.tensor([0.0, 0.25, 0.5], dtype=torch.float64,
+                     requires_grad=method in ADAPTIVE)
+    params = list(field.parameters())
+    kwargs = method_kwargs(method)
+    if method in FIXED_ORDER:
+        # grid points on the output times: no interpolation error in the outputs
+        kwargs["options"] = {"step_size": 0.025 if FIXED_ORDER[method] > 1 else 0.001}
+    else:  # outputs on steps: the coarse dense output of bosh3/dopri8 stays out of it
+        kwargs["options"] = {"step_t": t.detach()}
+    # Adaptive: the step sizes of the perturbed solves change with the input,
+    # so the finite differences themselves are only good to ~the tolerance.
+    if method in ADAPTIVE:
+        atol = 1e-4 if method in LOW_ORDER_ADAPTIVE else 1e-6
+    else:
+        atol = 2e-3 if FIXED_ORDER[method] == 1 else max(10.0 * 0.025 ** FIXED_ORDER[method], 1e-5)
+
+    def solve(y0_, t_, *ps):
+        return qode.odeint_adjoint(field, y0_, t_, **kwargs)
+
+    assert torch.autograd.gradcheck(solve, (y0, t, *params), eps=1e-6, atol=atol, rtol=1e-4)
+
+
+def test_float32_matches_torchdiffeq():
+    field = Field(4).float()
+    y0 = torch.randn(5, 2, requires_grad=True)
+    t = torch.tensor([0.0, 0.5, 1.0], requires_grad=True)
+    ours = gradients(qode, field, y0, t, rtol=1e-5, atol=1e-6)
+    theirs = gradients(torchdiffeq, field, y0, t, rtol=1e-5, atol=1e-6)
+    for a, b in zip(ours, theirs):
+        assert a.dtype == torch.float32
+        assert max_rel_error(a, b) < 1e-3
