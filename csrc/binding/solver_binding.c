@@ -668,9 +668,27 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
     } else {
         const double *grid = a.grid ? PyArray_DATA(a.grid) : PyArray_DATA(t);
         size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+        double *t_bar = PyArray_DATA((PyArrayObject *)grad_t);
+        /* Gradients of the grid nodes: folded into grad_t when the grid is t
+         * itself, else written to the caller's grad_grid array (if given),
+         * since only the caller knows how its grid depends on t. */
+        double *grid_bar = a.grid ? NULL : t_bar;
+        PyObject *gg = PyDict_GetItemString(kwargs, "grad_grid");
+        if (a.grid != NULL && gg != NULL && gg != Py_None) {
+            PyArrayObject *arr = (PyArrayObject *)gg;
+            if (!PyArray_Check(gg) || PyArray_TYPE(arr) != NPY_FLOAT64 ||
+                !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISWRITEABLE(arr) ||
+                (size_t)PyArray_SIZE(arr) != n_grid) {
+                PyErr_SetString(PyExc_TypeError, "grad_grid must be a writable contiguous float64 "
+                                "array with one element per grid point");
+                goto done;
+            }
+            grid_bar = PyArray_DATA(arr);
+        }
         status = qode_backward_fixed(&a.problem, a.tableau, &a.fixed, PyArray_DATA(a.y0), grid,
                                      n_grid, PyArray_DATA(t), n_t, PyArray_DATA(grad_out),
-                                     PyArray_DATA((PyArrayObject *)grad_y0), &info);
+                                     PyArray_DATA((PyArrayObject *)grad_y0), t_bar, grid_bar,
+                                     &info);
     }
     if (status != QODE_OK) {
         fail(status, &info);

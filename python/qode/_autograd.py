@@ -7,7 +7,7 @@ The gradients equal those of backpropagating through torchdiffeq's solver.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -111,9 +111,6 @@ class OdeintBackprop(torch.autograd.Function):
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
         solve = ctx.solve
         need_t = ctx.needs_input_grad[2]
-        if need_t and not solve.adaptive:
-            raise RuntimeError("gradients with respect to t are only available for adaptive "
-                               "methods; fixed-grid solves differentiate y0 and parameters")
         state = solve.state
         accumulators = [torch.zeros_like(p) for p in ctx.params]
         v_stage = np.empty_like(state.stage)
@@ -121,9 +118,48 @@ class OdeintBackprop(torch.autograd.Function):
         kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t, v_stage),
                       v_stage=v_stage, grid=ctx.grid, record=ctx.record,
                       grad_out=grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy())
-        grad_y0, grad_t = _C.backward(t=solve.times, **kwargs)
-        grad_t_tensor = torch.from_numpy(grad_t) if need_t else None
+        grad_grid = np.zeros(len(ctx.grid)) if need_t and ctx.grid is not None else None
+        grad_y0, grad_t = _C.backward(t=solve.times, grad_grid=grad_grid, **kwargs)
+        grad_t_tensor = None
+        if need_t:
+            grad_t_tensor = torch.from_numpy(grad_t)
+            if grad_grid is not None:
+                grad_t_tensor += grid_gradient_to_t(solve, grad_grid)
+            grad_t_tensor = grad_t_tensor.to(solve.t_input.device)
         return (None, torch.from_numpy(grad_y0), grad_t_tensor, *accumulators)
+
+
+def grid_gradient_to_t(solve: Any, grad_grid: np.ndarray) -> torch.Tensor:
+    """dL/dt from dL/d(grid node) for a fixed-grid solve on an explicit grid.
+
+    With ``step_size`` the grid is torchdiffeq's ``t[0] + k * step_size`` with
+    its last node replaced by ``t[-1]`` (in either time direction), so the
+    last node's gradient goes to ``t[-1]`` and every other node's to ``t[0]``.
+    A ``grid_constructor`` is called again with a copy of ``t`` that requires
+    grad, and the node gradients are backpropagated through the grid it
+    returns (none reach ``t`` if that grid is not differentiable in ``t``, as
+    in torchdiffeq).
+    """
+    t_input = solve.t_input
+    grad_t = torch.zeros(solve.times.size, dtype=torch.float64)
+    constructor = solve.options.get("grid_constructor")
+    if constructor is None:
+        grad_t[0] += float(np.sum(grad_grid[:-1]))
+        grad_t[-1] += float(grad_grid[-1])
+        return grad_t
+    with torch.enable_grad():
+        t_leaf = t_input.detach().requires_grad_()
+        grid = constructor(solve.func, solve.user_y0, t_leaf)
+        if not (torch.is_tensor(grid) and grid.requires_grad):
+            return grad_t
+        if grid.numel() != grad_grid.size:
+            raise RuntimeError(f"grid_constructor returned {grid.numel()} points during the "
+                               f"backward pass, but {grad_grid.size} during the forward pass")
+        cotangent = torch.from_numpy(grad_grid).to(grid.dtype).reshape(grid.shape)
+        (found,) = torch.autograd.grad(grid, t_leaf, grad_outputs=cotangent, allow_unused=True)
+    if found is not None:
+        grad_t += found.to(torch.float64)
+    return grad_t
 
 
 class OdeintEventBackprop(torch.autograd.Function):
