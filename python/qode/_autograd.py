@@ -56,9 +56,15 @@ def grad_leaves(out: Any) -> list[torch.Tensor]:
 
 
 def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tensor],
-             accumulators: list[torch.Tensor], need_t: bool,
+             accumulators: list[Optional[torch.Tensor]], need_t: bool,
              v_stage: np.ndarray) -> Callable[[float], tuple[Any, float]]:
-    """The callable ``_C.backward`` calls: (df/dy)^T v and v . df/dt at stage y."""
+    """The callable ``_C.backward`` calls: (df/dy)^T v and v . df/dt at stage y.
+
+    Parameter gradients are summed into ``accumulators`` (one per parameter,
+    initially None).  One stays None while no evaluation of ``func`` used its
+    parameter, so that an unused parameter gets no gradient (``None``), as
+    backpropagating through torchdiffeq's solver gives.
+    """
     stage = state.stage_tensor
     cotangent = torch.from_numpy(v_stage)
     to_dlpack = torch.utils.dlpack.to_dlpack
@@ -85,9 +91,14 @@ def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tenso
         t_bar = 0.0
         if need_t and grads[1] is not None:
             t_bar = float(grads[1].real if grads[1].is_complex() else grads[1])
-        for acc, g in zip(accumulators, grads[1 + int(need_t):]):
-            if g is not None:
-                acc.add_(g)
+        for index, g in enumerate(grads[1 + int(need_t):]):
+            if g is None:
+                continue
+            if accumulators[index] is None:
+                # A copy: g may share memory with the cotangent, which C reuses.
+                accumulators[index] = g.detach().clone()
+            else:
+                accumulators[index].add_(g)
         return to_dlpack(y_bar.detach().contiguous()), t_bar
 
     return vjp
@@ -112,7 +123,7 @@ class OdeintBackprop(torch.autograd.Function):
         solve = ctx.solve
         need_t = ctx.needs_input_grad[2]
         state = solve.state
-        accumulators = [torch.zeros_like(p) for p in ctx.params]
+        accumulators: list[Optional[torch.Tensor]] = [None] * len(ctx.params)
         v_stage = np.empty_like(state.stage)
         kwargs = solve.c_arguments()
         kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t, v_stage),
@@ -184,7 +195,7 @@ class OdeintEventBackprop(torch.autograd.Function):
     def backward(ctx: Any, grad_t_event: torch.Tensor, grad_y: torch.Tensor) -> tuple[Any, ...]:
         solve = ctx.solve
         state = solve.state
-        accumulators = [torch.zeros_like(p) for p in ctx.params]
+        accumulators: list[Optional[torch.Tensor]] = [None] * len(ctx.params)
         v_stage = np.empty_like(state.stage)
         grad_out = np.zeros((2, state.n), dtype=state.flat_y0.dtype)
         grad_out[1] = grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy()
