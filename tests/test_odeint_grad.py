@@ -30,15 +30,41 @@ def test_gradcheck_y0_t_and_captured_parameter(method):
     torch.manual_seed(0)
     a = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
     y0 = torch.randn(2, dtype=torch.float64, requires_grad=True)
-    t_needs_grad = method in ADAPTIVE
-    t = torch.tensor([0.0, 0.4, 1.0], dtype=torch.float64, requires_grad=t_needs_grad)
+    t = torch.tensor([0.0, 0.4, 1.0], dtype=torch.float64, requires_grad=True)
 
     def solve(y0, t, a):
         f = lambda s, y: torch.tanh(a @ y) + 0.3 * torch.sin(s) * y
         return qode.odeint(f, y0, t, method=method, options=steady_options(method), **STEADY)
 
-    inputs = (y0, t, a) if t_needs_grad else (y0, t.detach(), a)
-    assert torch.autograd.gradcheck(solve, inputs, eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert torch.autograd.gradcheck(solve, (y0, t, a), eps=1e-6, atol=1e-7, rtol=1e-5)
+
+
+# Fixed grids: the grid is t itself, or t[0] + k * step_size up to t[-1]; the
+# times enter through the step sizes, the stage times of a time-dependent
+# field and the interpolation.  No output time sits on a grid node here (there
+# the linear interpolant has a kink that finite differences cannot check).
+FIXED_GRID_CASES = [(method, interp, grid, reverse, False)
+                    for method in FIXED for interp in ("linear", "cubic")
+                    for grid in ("t", "step_size") for reverse in (False, True)]
+FIXED_GRID_CASES += [(method, "cubic", "step_size", False, True) for method in FIXED]
+
+
+@pytest.mark.parametrize("method, interp, grid, reverse, perturb", FIXED_GRID_CASES)
+def test_gradcheck_fixed_grid_times(method, interp, grid, reverse, perturb):
+    torch.manual_seed(5)
+    a = torch.randn(2, 2, dtype=torch.float64, requires_grad=True)
+    y0 = torch.randn(2, dtype=torch.float64, requires_grad=True)
+    times = [0.0, 0.37, 1.0]  # 0.37 and 1 - 0.37 are off the step_size grid's nodes
+    t = torch.tensor(times[::-1] if reverse else times, dtype=torch.float64, requires_grad=True)
+    options = {"interp": interp, "perturb": perturb}
+    if grid == "step_size":
+        options["step_size"] = 0.15
+
+    def solve(y0, t, a):
+        f = lambda s, y: torch.tanh(a @ y) + torch.sin(3 * s) * y.flip(0)
+        return qode.odeint(f, y0, t, method=method, options=options)
+
+    assert torch.autograd.gradcheck(solve, (y0, t, a), eps=1e-6, atol=1e-7, rtol=1e-5)
 
 
 @pytest.mark.parametrize("method", ["dopri5", "rk4"])
@@ -116,6 +142,78 @@ def test_fixed_grid_gradients_match_torchdiffeq(method, interp):
         assert max_rel_error(ours, theirs) < 1e-12
 
 
+def _nonuniform_grid(func, y0, t):
+    """A grid_constructor whose nodes depend on t[0] and t[-1] differentiably."""
+    u = torch.linspace(0, 1, 8, dtype=t.dtype)[:-1] ** 1.5
+    return torch.cat([t[0] + (t[-1] - t[0]) * u, t[-1:]])  # ends exactly at t[-1]
+
+
+def _detached_grid(func, y0, t):
+    """A grid_constructor that cuts the grid's dependence on t."""
+    t = t.detach()
+    return torch.linspace(float(t[0]), float(t[-1]), 9, dtype=t.dtype)
+
+
+FORCED_GRIDS = {"t": {}, "step_size": {"step_size": 0.13},
+                "on_nodes": {"step_size": 0.25},  # output times 0.5, 1.0 fall on nodes
+                "constructor": {"grid_constructor": _nonuniform_grid},
+                "detached_constructor": {"grid_constructor": _detached_grid}}
+
+
+@pytest.mark.parametrize("method", FIXED)
+@pytest.mark.parametrize("interp", ["linear", "cubic"])
+@pytest.mark.parametrize("grid", list(FORCED_GRIDS))
+@pytest.mark.parametrize("reverse", [False, True])
+def test_fixed_grid_time_gradients_match_torchdiffeq(method, interp, grid, reverse):
+    # y' = -y + sin(3t) + a coupling: f depends on t explicitly, so the stage
+    # times carry gradient besides the step sizes and the interpolation.
+    torch.manual_seed(6)
+    a = torch.randn(3, 3, dtype=torch.float64, requires_grad=True)
+    f = lambda s, y: -y + torch.sin(3 * s) + 0.5 * torch.tanh(a @ y)
+    y0 = torch.randn(3, dtype=torch.float64, requires_grad=True)
+    times = [0.0, 0.5, 0.7, 1.0] if grid == "on_nodes" else [0.0, 0.55, 1.3, 2.0]
+    t = torch.tensor([-x for x in times] if reverse else times, dtype=torch.float64,
+                     requires_grad=True)
+    options = dict(FORCED_GRIDS[grid], interp=interp, perturb=method == "rk4")
+    grads = []
+    for library in (qode, torchdiffeq):
+        out = library.odeint(f, y0, t, method=method, options=options)
+        weights = torch.linspace(0.5, 1.5, out.numel(), dtype=torch.float64).reshape(out.shape)
+        grads.append(torch.autograd.grad((weights * out ** 2).sum(), [y0, t, a]))
+    for ours, theirs in zip(*grads):
+        assert max_rel_error(ours, theirs) < 1e-10
+    assert grads[0][1].abs().max() > 0.1
+
+
+def test_fixed_grid_time_gradient_closed_form():
+    # One Euler step of y' = c * y from t0 to t1: y1 = (1 + c (t1 - t0)) y0.
+    c = -0.7
+    y0 = torch.tensor([2.0], dtype=torch.float64)
+    t = torch.tensor([0.25, 1.0], dtype=torch.float64, requires_grad=True)
+    out = qode.odeint(lambda s, y: c * y, y0, t, method="euler")
+    out[-1].sum().backward()
+    assert torch.allclose(t.grad, torch.tensor([-c * 2.0, c * 2.0], dtype=torch.float64),
+                          rtol=0, atol=1e-15)
+
+
+def test_grid_constructor_is_called_again_for_time_gradients():
+    calls = []
+
+    def grid(func, y0, t):
+        calls.append(t.requires_grad)
+        return _nonuniform_grid(func, y0, t)
+
+    y0 = torch.tensor([1.0, -1.0], dtype=torch.float64)
+    t = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64, requires_grad=True)
+
+    def solve(t):
+        return qode.odeint(lambda s, y: -y * torch.cos(s), y0, t, method="midpoint",
+                           options={"grid_constructor": grid, "interp": "cubic"})
+
+    assert torch.autograd.gradcheck(solve, (t,), eps=1e-6, atol=1e-7, rtol=1e-5)
+    assert True in calls  # the backward pass differentiated the grid through autograd
+
+
 def test_gradient_of_linear_ode_is_the_matrix_exponential():
     # y(T) = exp(A T) y0, so dL/dy0 for L = sum(y(T)) is exp(A T)^T 1.
     a = torch.tensor([[-0.5, 1.0], [-1.0, -0.5]], dtype=torch.float64)
@@ -150,14 +248,6 @@ def test_func_independent_of_inputs_gives_zero_gradient():
     out[-1].sum().backward()
     # y(T) = y0 + T: the gradient is 1 up to the rounding of the interpolation weights.
     assert torch.allclose(y0.grad, torch.ones(2, dtype=torch.float64), rtol=0, atol=1e-14)
-
-
-def test_time_gradient_needs_an_adaptive_method():
-    y0 = torch.ones(2, dtype=torch.float64)
-    t = torch.tensor([0.0, 1.0], dtype=torch.float64, requires_grad=True)
-    out = qode.odeint(lambda s, y: -y, y0, t, method="rk4", options={"step_size": 0.1})
-    with pytest.raises(RuntimeError, match="adaptive"):
-        out.sum().backward()
 
 
 def test_exception_in_backward_propagates():

@@ -525,6 +525,7 @@ static PyObject *solve(PyObject *self, PyObject *args, PyObject *kwargs)
     qode_status status;
     const double *grid = a.grid ? PyArray_DATA(a.grid) : t_data;
     size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+    /* No Python API from here until the GIL is back. */
     PyThreadState *released = a.has_native ? PyEval_SaveThread() : NULL;
     if (a.tableau->adaptive)
         status = qode_solve_adaptive(&a.problem, a.tableau, &a.adaptive, PyArray_DATA(a.y0),
@@ -692,19 +693,36 @@ static PyObject *backward(PyObject *self, PyObject *args, PyObject *kwargs)
             goto done;
         }
     }
+    const double *grid = a.grid ? PyArray_DATA(a.grid) : PyArray_DATA(t);
+    size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+    double *t_bar = PyArray_DATA((PyArrayObject *)grad_t);
+    /* Gradients of the grid nodes (fixed grids): folded into grad_t when the
+     * grid is t itself, else written to the caller's grad_grid array (if
+     * given), since only the caller knows how its grid depends on t. */
+    double *grid_bar = a.grid ? NULL : t_bar;
+    PyObject *gg = PyDict_GetItemString(kwargs, "grad_grid");
+    if (!a.tableau->adaptive && a.grid != NULL && gg != NULL && gg != Py_None) {
+        PyArrayObject *arr = (PyArrayObject *)gg;
+        if (!PyArray_Check(gg) || PyArray_TYPE(arr) != NPY_FLOAT64 ||
+            !PyArray_IS_C_CONTIGUOUS(arr) || !PyArray_ISWRITEABLE(arr) ||
+            (size_t)PyArray_SIZE(arr) != n_grid) {
+            PyErr_SetString(PyExc_TypeError, "grad_grid must be a writable contiguous float64 "
+                            "array with one element per grid point");
+            goto done;
+        }
+        grid_bar = PyArray_DATA(arr);
+    }
+    /* No Python API from here until the GIL is back. */
     PyThreadState *released = a.has_native ? PyEval_SaveThread() : NULL;
-    if (a.tableau->adaptive) {
+    if (a.tableau->adaptive)
         status = qode_backward_adaptive(&a.problem, a.tableau, &tr, PyArray_DATA(t), n_t,
                                         PyArray_DATA(grad_out),
-                                        PyArray_DATA((PyArrayObject *)grad_y0),
-                                        PyArray_DATA((PyArrayObject *)grad_t), &info);
-    } else {
-        const double *grid = a.grid ? PyArray_DATA(a.grid) : PyArray_DATA(t);
-        size_t n_grid = a.grid ? (size_t)PyArray_SIZE(a.grid) : n_t;
+                                        PyArray_DATA((PyArrayObject *)grad_y0), t_bar, &info);
+    else
         status = qode_backward_fixed(&a.problem, a.tableau, &a.fixed, PyArray_DATA(a.y0), grid,
                                      n_grid, PyArray_DATA(t), n_t, PyArray_DATA(grad_out),
-                                     PyArray_DATA((PyArrayObject *)grad_y0), &info);
-    }
+                                     PyArray_DATA((PyArrayObject *)grad_y0), t_bar, grid_bar,
+                                     &info);
     if (released != NULL)
         PyEval_RestoreThread(released);
     if (status != QODE_OK) {

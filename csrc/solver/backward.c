@@ -3,10 +3,12 @@
  * The backward pass differentiates exactly what the forward pass computed:
  * every accepted step y1 = y0 + dt sum_j b_j k_j with stages
  * k_i = f(s_i, y0 + dt sum_{j<i} a_ij k_j), and every output read off a step's
- * dense output.  Step sizes are constants (as torchdiffeq treats them).  Each
- * step is recomputed from the recorded (y0, k0), then swept in reverse with
- * one vector-Jacobian product of f per stage; no graph of the solver's own
- * arithmetic is ever built.
+ * dense output.  Adaptive step sizes are constants (as torchdiffeq treats
+ * them); a fixed grid's nodes are inputs (the grid is t itself or built from
+ * it), so there dt = s1 - s0 and the stage times s_i = s0 + c_i dt are
+ * differentiated too.  Each step is recomputed from its start, then swept in
+ * reverse with one vector-Jacobian product of f per stage; no graph of the
+ * solver's own arithmetic is ever built.
  */
 #include <math.h>
 #include <stdlib.h>
@@ -19,7 +21,7 @@ typedef struct {
     qode_rk_work w;               /* forward buffers: k[], y_stage, scratch */
     void *stage_in[QODE_MAX_STAGES];   /* Y_i, the input of stage i (Y_0 = y0) */
     void *k_bar[QODE_MAX_STAGES];
-    void *y0_bar, *y1_bar, *carry_y, *carry_k, *vjp_out, *v_signed, *f1_bar;
+    void *y0_bar, *y1_bar, *carry_y, *carry_k, *vjp_out, *v_signed, *f1_bar, *f1;
     void *block;
     size_t n_buffers;
 } backward_work;
@@ -36,7 +38,7 @@ static qode_status backward_init(backward_work *b, const qode_problem *p,
     if ((status = qode_work_init(&b->w, p, tab, info)) != QODE_OK)
         return status;
     size_t bytes = b->w.state_bytes;
-    b->n_buffers = 2 * (size_t)tab->n_stages + 7;
+    b->n_buffers = 2 * (size_t)tab->n_stages + 8;
     b->block = calloc(b->n_buffers, bytes);
     if (b->block == NULL)
         return qode_fail(info, QODE_ERR_NO_MEMORY, "could not allocate %zu bytes for the backward pass",
@@ -47,7 +49,7 @@ static qode_status backward_init(backward_work *b, const qode_problem *p,
     for (int i = 0; i < tab->n_stages; i++, next += bytes)
         b->k_bar[i] = next;
     void **singles[] = {&b->y0_bar, &b->y1_bar, &b->carry_y, &b->carry_k, &b->vjp_out,
-                        &b->v_signed, &b->f1_bar};
+                        &b->v_signed, &b->f1_bar, &b->f1};
     for (size_t i = 0; i < sizeof(singles) / sizeof(singles[0]); i++, next += bytes)
         *singles[i] = next;
     return QODE_OK;
@@ -109,31 +111,46 @@ static qode_status recompute_stages(backward_work *b, double s0, double dt, doub
 }
 
 /* Reverse sweep through y1 = y0 + dt sum b_j k_j and the stages 1..s-1,
- * given y1_bar and k_bar[] (from the outputs); leaves k_bar[0] for the caller. */
+ * given y1_bar and k_bar[] (from the outputs); leaves k_bar[0] for the caller.
+ * Stage i samples f at s0 + c_i dt, so its time gradient goes to *s0_bar and,
+ * times c_i, to *dt_bar.  dt_bar == NULL treats dt as a constant (adaptive
+ * steps); otherwise it also collects dt's part in the stage sums. */
 static qode_status reverse_stages(backward_work *b, double s0, double dt, double s1,
-                                  int adaptive, int perturb, double *s0_bar)
+                                  int adaptive, int perturb, double *s0_bar, double *dt_bar)
 {
     qode_rk_work *w = &b->w;
     const qode_tableau *tab = w->tableau;
     int n_stages = tab->n_stages;
     qode_vec_axpy(b->y0_bar, 1.0, b->y1_bar, w->nr, w->is_double);
-    for (int j = 0; j < n_stages; j++)
-        if (tab->b[j] != 0.0)
-            qode_vec_axpy(b->k_bar[j], tab->b[j] * dt, b->y1_bar, w->nr, w->is_double);
+    for (int j = 0; j < n_stages; j++) {
+        if (tab->b[j] == 0.0)
+            continue;
+        qode_vec_axpy(b->k_bar[j], tab->b[j] * dt, b->y1_bar, w->nr, w->is_double);
+        if (dt_bar != NULL)
+            *dt_bar += tab->b[j] * qode_vec_dot(b->y1_bar, w->k[j], w->nr, w->is_double);
+    }
     for (int i = n_stages - 1; i >= 1; i--) {
         qode_perturb where;
         double s_i = qode_stage_time(tab, i, s0, dt, s1, adaptive, perturb, &where);
         /* Y_i_bar goes to y_stage (free during the backward pass). */
         zero(b, w->y_stage);
+        double stage_t_bar = 0.0;
         qode_status status = vjp_add(b, s_i, where, b->stage_in[i], b->k_bar[i], w->y_stage,
-                                     s0_bar);
+                                     &stage_t_bar);
         if (status != QODE_OK)
             return status;
+        *s0_bar += stage_t_bar;
+        if (dt_bar != NULL)
+            *dt_bar += tab->c[i] * stage_t_bar;
         qode_vec_axpy(b->y0_bar, 1.0, w->y_stage, w->nr, w->is_double);
         const double *a_row = tab->a + (size_t)i * n_stages;
-        for (int j = 0; j < i; j++)
-            if (a_row[j] != 0.0)
-                qode_vec_axpy(b->k_bar[j], a_row[j] * dt, w->y_stage, w->nr, w->is_double);
+        for (int j = 0; j < i; j++) {
+            if (a_row[j] == 0.0)
+                continue;
+            qode_vec_axpy(b->k_bar[j], a_row[j] * dt, w->y_stage, w->nr, w->is_double);
+            if (dt_bar != NULL)
+                *dt_bar += a_row[j] * qode_vec_dot(w->y_stage, w->k[j], w->nr, w->is_double);
+        }
     }
     return QODE_OK;
 }
@@ -222,7 +239,7 @@ qode_status qode_backward_adaptive(const qode_problem *p, const qode_tableau *ta
             s0_bar -= dydx / h;
             out--;
         }
-        status = reverse_stages(&b, s0, dt, s1, 1, 0, &s0_bar);
+        status = reverse_stages(&b, s0, dt, s1, 1, 0, &s0_bar, NULL);
         if (status != QODE_OK)
             break;
         zero(&b, b.carry_k);
@@ -246,14 +263,67 @@ qode_status qode_backward_adaptive(const qode_problem *p, const qode_tableau *ta
     return status;
 }
 
+/* Adds to the bars of a fixed-grid step what output i (at internal time s,
+ * cotangent g) contributes, torchdiffeq's interpolation differentiated: the
+ * states, f0 (in k_bar[0]) and f1 = f(s1, y1) (in f1_bar), and through
+ * x = (s - s0) / dt the output time (*s_bar), s0 and dt.  The Hermite
+ * polynomial needs f1's value in b->f1. */
+static void reverse_fixed_output(backward_work *b, const qode_fixed_options *o, double s,
+                                 double s0, double s1, const void *y1, const void *g,
+                                 double *s_bar, double *s0_bar, double *dt_bar)
+{
+    qode_rk_work *w = &b->w;
+    size_t nr = w->nr;
+    int is_double = w->is_double;
+    double dt = s1 - s0, x = (s - s0) / dt, dydx = 0.0;
+    if (o->interp == QODE_INTERP_CUBIC) {
+        double h00 = (1 + 2 * x) * (1 - x) * (1 - x), h10 = x * (1 - x) * (1 - x);
+        double h01 = x * x * (3 - 2 * x), h11 = x * x * (x - 1);
+        qode_vec_axpy(b->y0_bar, h00, g, nr, is_double);
+        qode_vec_axpy(b->k_bar[0], h10 * dt, g, nr, is_double);
+        qode_vec_axpy(b->y1_bar, h01, g, nr, is_double);
+        qode_vec_axpy(b->f1_bar, h11 * dt, g, nr, is_double);
+        double g_y0 = qode_vec_dot(g, b->stage_in[0], nr, is_double);
+        double g_f0 = qode_vec_dot(g, w->k[0], nr, is_double);
+        double g_y1 = qode_vec_dot(g, y1, nr, is_double);
+        double g_f1 = qode_vec_dot(g, b->f1, nr, is_double);
+        /* d/dx of h00, h10, h01, h11. */
+        dydx = (6 * x * x - 6 * x) * g_y0 + (3 * x * x - 4 * x + 1) * dt * g_f0 +
+               (6 * x - 6 * x * x) * g_y1 + (3 * x * x - 2 * x) * dt * g_f1;
+        *dt_bar += h10 * g_f0 + h11 * g_f1;  /* the explicit dt of h10 dt f0 + h11 dt f1 */
+    } else if (s == s0) {
+        /* torchdiffeq returns the node's state itself: no time dependence. */
+        qode_vec_axpy(b->y0_bar, 1.0, g, nr, is_double);
+    } else if (s == s1) {
+        qode_vec_axpy(b->y1_bar, 1.0, g, nr, is_double);
+    } else {
+        qode_vec_axpy(b->y0_bar, 1.0 - x, g, nr, is_double);
+        qode_vec_axpy(b->y1_bar, x, g, nr, is_double);
+        dydx = qode_vec_dot(g, y1, nr, is_double) - qode_vec_dot(g, b->stage_in[0], nr, is_double);
+    }
+    /* x = (s - s0) / dt with s0 and dt independent: dx/ds = 1/dt,
+     * dx/ds0 = -1/dt, dx/ddt = -x/dt. */
+    *s_bar += dydx / dt;
+    *s0_bar -= dydx / dt;
+    *dt_bar -= dydx * x / dt;
+}
+
 qode_status qode_backward_fixed(const qode_problem *p, const qode_tableau *tab,
                                 const qode_fixed_options *o, const void *y0, const double *grid,
                                 size_t n_grid, const double *t, size_t n_t, const void *grad_out,
-                                void *grad_y0, qode_solve_info *info)
+                                void *grad_y0, double *grad_t, double *grad_grid,
+                                qode_solve_info *info)
 {
     memset(info, 0, sizeof(*info));
     if (n_grid == 0 || n_t == 0 || grid[0] != t[0] || grid[n_grid - 1] != t[n_t - 1])
         return qode_fail(info, QODE_ERR_INVALID_ARGUMENT, "the grid must run from t[0] to t[-1]");
+    /* Zeroed first, then only added to: grad_grid may alias grad_t. */
+    for (size_t i = 0; grad_t != NULL && i < n_t; i++)
+        grad_t[i] = 0.0;
+    for (size_t g = 0; grad_grid != NULL && g < n_grid; g++)
+        grad_grid[g] = 0.0;
+    /* Without a place for them, the time gradients' dot products are skipped. */
+    int want_times = grad_t != NULL || grad_grid != NULL;
     backward_work b;
     qode_status status = backward_init(&b, p, tab, info);
     qode_rk_work *w = &b.w;
@@ -287,7 +357,6 @@ qode_status qode_backward_fixed(const qode_problem *p, const qode_tableau *tab,
             while (j < n_t && p->direction * grid[g] >= p->direction * t[j])
                 owner[j++] = g;
     }
-    double unused_s_bar = 0.0;
     size_t out = n_t;
     for (size_t g = n_grid - 1; g >= 1 && status == QODE_OK; g--) {
         double s0 = p->direction * grid[g - 1], s1 = p->direction * grid[g], dt = s1 - s0;
@@ -297,6 +366,9 @@ qode_status qode_backward_fixed(const qode_problem *p, const qode_tableau *tab,
         status = qode_work_eval(w, s0, first, b.stage_in[0], w->k[0]);
         if (status == QODE_OK)
             status = recompute_stages(&b, s0, dt, s1, 0, o->perturb);
+        int any_f1 = o->interp == QODE_INTERP_CUBIC && out > 1 && owner[out - 1] == g;
+        if (status == QODE_OK && any_f1)
+            status = qode_work_eval(w, s1, QODE_AT, y1, b.f1);
         if (status != QODE_OK)
             break;
         for (int i = 0; i < tab->n_stages; i++)
@@ -304,39 +376,31 @@ qode_status qode_backward_fixed(const qode_problem *p, const qode_tableau *tab,
         zero(&b, b.y0_bar);
         zero(&b, b.f1_bar);
         memcpy(b.y1_bar, b.carry_y, bytes);
-        int any_f1 = 0;
+        /* Internal-time gradients of this step's start, size and end; the
+         * nodes' are s0 - dt and s1 + dt of them. */
+        double s0_bar = 0.0, dt_bar = 0.0, s1_bar = 0.0;
         while (out > 1 && owner[out - 1] == g) {
             size_t i = out - 1;
-            double s = p->direction * t[i];
-            const void *gi = (const char *)grad_out + i * bytes;
-            if (o->interp == QODE_INTERP_CUBIC) {
-                double h = (s - s0) / (s1 - s0);
-                double h00 = (1 + 2 * h) * (1 - h) * (1 - h), h10 = h * (1 - h) * (1 - h);
-                double h01 = h * h * (3 - 2 * h), h11 = h * h * (h - 1);
-                qode_vec_axpy(b.y0_bar, h00, gi, w->nr, w->is_double);
-                qode_vec_axpy(b.k_bar[0], h10 * dt, gi, w->nr, w->is_double);
-                qode_vec_axpy(b.y1_bar, h01, gi, w->nr, w->is_double);
-                qode_vec_axpy(b.f1_bar, h11 * dt, gi, w->nr, w->is_double);
-                any_f1 = 1;
-            } else if (s == s0) {
-                qode_vec_axpy(b.y0_bar, 1.0, gi, w->nr, w->is_double);
-            } else if (s == s1) {
-                qode_vec_axpy(b.y1_bar, 1.0, gi, w->nr, w->is_double);
-            } else {
-                double slope = (s - s0) / (s1 - s0);
-                qode_vec_axpy(b.y0_bar, 1.0 - slope, gi, w->nr, w->is_double);
-                qode_vec_axpy(b.y1_bar, slope, gi, w->nr, w->is_double);
-            }
+            double s_bar = 0.0;
+            reverse_fixed_output(&b, o, p->direction * t[i], s0, s1, y1,
+                                 (const char *)grad_out + i * bytes, &s_bar, &s0_bar, &dt_bar);
+            if (grad_t != NULL)
+                grad_t[i] += p->direction * s_bar;
             out--;
         }
         if (any_f1)
-            status = vjp_add(&b, s1, QODE_AT, y1, b.f1_bar, b.y1_bar, &unused_s_bar);
+            status = vjp_add(&b, s1, QODE_AT, y1, b.f1_bar, b.y1_bar, &s1_bar);
         if (status == QODE_OK)
-            status = reverse_stages(&b, s0, dt, s1, 0, o->perturb, &unused_s_bar);
+            status = reverse_stages(&b, s0, dt, s1, 0, o->perturb, &s0_bar,
+                                    want_times ? &dt_bar : NULL);
         if (status == QODE_OK)
-            status = vjp_add(&b, s0, first, b.stage_in[0], b.k_bar[0], b.y0_bar, &unused_s_bar);
+            status = vjp_add(&b, s0, first, b.stage_in[0], b.k_bar[0], b.y0_bar, &s0_bar);
         if (status == QODE_OK)
             memcpy(b.carry_y, b.y0_bar, bytes);
+        if (grad_grid != NULL) {
+            grad_grid[g - 1] += p->direction * (s0_bar - dt_bar);
+            grad_grid[g] += p->direction * (s1_bar + dt_bar);
+        }
     }
     if (status == QODE_OK) {
         memcpy(grad_y0, b.carry_y, bytes);

@@ -160,11 +160,21 @@ qode_status qode_backward_adaptive(const qode_problem *problem, const qode_table
                                    const void *grad_out, void *grad_y0, double *grad_t,
                                    qode_solve_info *info);
 
-/* Backward pass of qode_solve_fixed (states on the grid are recomputed first).
- * Gradients with respect to the times are not computed. */
+/* Backward pass of qode_solve_fixed (states on the grid are recomputed first),
+ * as backpropagation through torchdiffeq's fixed-grid solver: grad_out holds
+ * dL/dy(t[i]) for the n_t outputs; writes dL/dy0 to grad_y0.  Time gradients
+ * (user time) are split by where the time enters: grad_t[i] gets output i's
+ * own part (through its interpolation weights; none at a grid node with
+ * linear interpolation, where the node's state is returned as is), and
+ * grad_grid[g] node g's part (through the step sizes, the stage times and the
+ * interpolation over the steps it bounds).  The caller maps grid gradients to
+ * whatever the grid was built from; when the grid is t itself, grad_grid may
+ * be grad_t (both arrays are zeroed first and only added to).  Either may be
+ * NULL when not wanted. */
 qode_status qode_backward_fixed(const qode_problem *problem, const qode_tableau *tableau,
                                 const qode_fixed_options *options, const void *y0,
                                 const double *grid, size_t n_grid, const double *t, size_t n_t,
-                                const void *grad_out, void *grad_y0, qode_solve_info *info);
+                                const void *grad_out, void *grad_y0, double *grad_t,
+                                double *grad_grid, qode_solve_info *info);
 
 #endif /* QODE_SOLVER_H */

@@ -7,7 +7,7 @@ The gradients equal those of backpropagating through torchdiffeq's solver.
 """
 from __future__ import annotations
 
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -56,9 +56,15 @@ def grad_leaves(out: Any) -> list[torch.Tensor]:
 
 
 def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tensor],
-             accumulators: list[torch.Tensor], need_t: bool,
+             accumulators: list[Optional[torch.Tensor]], need_t: bool,
              v_stage: np.ndarray) -> Callable[[float], tuple[Any, float]]:
-    """The callable ``_C.backward`` calls: (df/dy)^T v and v . df/dt at stage y."""
+    """The callable ``_C.backward`` calls: (df/dy)^T v and v . df/dt at stage y.
+
+    Parameter gradients are summed into ``accumulators`` (one per parameter,
+    initially None).  One stays None while no evaluation of ``func`` used its
+    parameter, so that an unused parameter gets no gradient (``None``), as
+    backpropagating through torchdiffeq's solver gives.
+    """
     stage = state.stage_tensor
     cotangent = torch.from_numpy(v_stage)
     to_dlpack = torch.utils.dlpack.to_dlpack
@@ -85,9 +91,14 @@ def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tenso
         t_bar = 0.0
         if need_t and grads[1] is not None:
             t_bar = float(grads[1].real if grads[1].is_complex() else grads[1])
-        for acc, g in zip(accumulators, grads[1 + int(need_t):]):
-            if g is not None:
-                acc.add_(g)
+        for index, g in enumerate(grads[1 + int(need_t):]):
+            if g is None:
+                continue
+            if accumulators[index] is None:
+                # A copy: g may share memory with the cotangent, which C reuses.
+                accumulators[index] = g.detach().clone()
+            else:
+                accumulators[index].add_(g)
         return to_dlpack(y_bar.detach().contiguous()), t_bar
 
     return vjp
@@ -111,25 +122,61 @@ class OdeintBackprop(torch.autograd.Function):
     def backward(ctx: Any, grad_y: torch.Tensor) -> tuple[Any, ...]:
         solve = ctx.solve
         need_t = ctx.needs_input_grad[2]
-        if need_t and not solve.adaptive:
-            raise RuntimeError("gradients with respect to t are only available for adaptive "
-                               "methods; fixed-grid solves differentiate y0 and parameters")
         state = solve.state
         kwargs = solve.c_arguments()
+        accumulators: list[Optional[torch.Tensor]]
         if solve.native_field is not None:  # the VJP and its parameter gradients are in C
             flat_grads, accumulators = solve.native_field.gradient_buffer()
             kwargs["native"] = solve.native_spec(flat_grads)
         else:
-            accumulators = [torch.zeros_like(p, memory_format=torch.contiguous_format)
-                            for p in ctx.params]
+            accumulators = [None] * len(ctx.params)  # None: no evaluation used the parameter
             v_stage = np.empty_like(state.stage)
             kwargs.update(vjp=make_vjp(state, solve.func, ctx.params, accumulators, need_t,
                                        v_stage), v_stage=v_stage)
         kwargs.update(grid=ctx.grid, record=ctx.record,
                       grad_out=grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy())
-        grad_y0, grad_t = _C.backward(t=solve.times, **kwargs)
-        grad_t_tensor = torch.from_numpy(grad_t) if need_t else None
+        grad_grid = np.zeros(len(ctx.grid)) if need_t and ctx.grid is not None else None
+        grad_y0, grad_t = _C.backward(t=solve.times, grad_grid=grad_grid, **kwargs)
+        grad_t_tensor = None
+        if need_t:
+            grad_t_tensor = torch.from_numpy(grad_t)
+            if grad_grid is not None:
+                grad_t_tensor += grid_gradient_to_t(solve, grad_grid)
+            grad_t_tensor = grad_t_tensor.to(solve.t_input.device)
         return (None, torch.from_numpy(grad_y0), grad_t_tensor, *accumulators)
+
+
+def grid_gradient_to_t(solve: Any, grad_grid: np.ndarray) -> torch.Tensor:
+    """dL/dt from dL/d(grid node) for a fixed-grid solve on an explicit grid.
+
+    With ``step_size`` the grid is torchdiffeq's ``t[0] + k * step_size`` with
+    its last node replaced by ``t[-1]`` (in either time direction), so the
+    last node's gradient goes to ``t[-1]`` and every other node's to ``t[0]``.
+    A ``grid_constructor`` is called again with a copy of ``t`` that requires
+    grad, and the node gradients are backpropagated through the grid it
+    returns (none reach ``t`` if that grid is not differentiable in ``t``, as
+    in torchdiffeq).
+    """
+    t_input = solve.t_input
+    grad_t = torch.zeros(solve.times.size, dtype=torch.float64)
+    constructor = solve.options.get("grid_constructor")
+    if constructor is None:
+        grad_t[0] += float(np.sum(grad_grid[:-1]))
+        grad_t[-1] += float(grad_grid[-1])
+        return grad_t
+    with torch.enable_grad():
+        t_leaf = t_input.detach().requires_grad_()
+        grid = constructor(solve.func, solve.user_y0, t_leaf)
+        if not (torch.is_tensor(grid) and grid.requires_grad):
+            return grad_t
+        if grid.numel() != grad_grid.size:
+            raise RuntimeError(f"grid_constructor returned {grid.numel()} points during the "
+                               f"backward pass, but {grad_grid.size} during the forward pass")
+        cotangent = torch.from_numpy(grad_grid).to(grid.dtype).reshape(grid.shape)
+        (found,) = torch.autograd.grad(grid, t_leaf, grad_outputs=cotangent, allow_unused=True)
+    if found is not None:
+        grad_t += found.to(torch.float64)
+    return grad_t
 
 
 class OdeintEventBackprop(torch.autograd.Function):
@@ -154,7 +201,7 @@ class OdeintEventBackprop(torch.autograd.Function):
     def backward(ctx: Any, grad_t_event: torch.Tensor, grad_y: torch.Tensor) -> tuple[Any, ...]:
         solve = ctx.solve
         state = solve.state
-        accumulators = [torch.zeros_like(p) for p in ctx.params]
+        accumulators: list[Optional[torch.Tensor]] = [None] * len(ctx.params)
         v_stage = np.empty_like(state.stage)
         grad_out = np.zeros((2, state.n), dtype=state.flat_y0.dtype)
         grad_out[1] = grad_y.detach().to(state.dtype).contiguous().resolve_conj().numpy()

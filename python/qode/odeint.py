@@ -75,6 +75,8 @@ def _check_times(t: Any) -> np.ndarray:
     """t as float64 NumPy, after torchdiffeq's checks (with clearer errors)."""
     if _is_tensor(t) and not (t.is_floating_point()):
         raise TypeError(f"`t` must be a floating point Tensor but is a {t.type()}")
+    if _is_tensor(t) and t.device.type == "meta":  # holds no values to read
+        raise ValueError("t is on the meta device, which holds no values; pass t on the CPU")
     if _is_tensor(t):
         times = t.detach().cpu().to(dtype=_torch_or_none().float64).numpy().copy()
     else:
