@@ -69,6 +69,17 @@ def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tenso
     cotangent = torch.from_numpy(v_stage)
     to_dlpack = torch.utils.dlpack.to_dlpack
     zeros = torch.zeros_like(stage)
+    known = {id(p) for p in params}
+
+    def check_leaves(out: Any, y: torch.Tensor, time: torch.Tensor) -> None:
+        # Captured tensors are found from func's first evaluation; one that
+        # func only uses later would silently get no gradient.  Refuse that.
+        for leaf in grad_leaves(out):
+            if id(leaf) not in known and leaf is not y and leaf is not time:
+                raise RuntimeError(
+                    "func used a tensor that requires grad but was not used by its first "
+                    f"evaluation (shape {tuple(leaf.shape)}); qode cannot route its gradient. "
+                    "Make it an nn.Parameter of func (an nn.Module) or use it from the start.")
 
     def vjp(t: float) -> tuple[Any, float]:
         with torch.enable_grad():
@@ -84,6 +95,7 @@ def make_vjp(state: TorchFlatState, func: Callable, params: Sequence[torch.Tenso
                                  f"pass, expected {stage.numel()}")
             if not flat.requires_grad:  # f depends on neither y, t nor parameters
                 return to_dlpack(zeros), 0.0
+            check_leaves(flat, y, time)
             inputs = [y] + ([time] if need_t else []) + list(params)
             grads = torch.autograd.grad(flat, inputs, grad_outputs=cotangent.to(flat.dtype),
                                         allow_unused=True, retain_graph=True)
