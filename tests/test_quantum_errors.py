@@ -47,9 +47,9 @@ def test_execution_rejects_wrong_shapes_and_nan():
         qq.expval(c, obs, None, good_w)
     bad = good_d.copy()
     bad[2, 1] = np.nan
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="non-finite angle nan in the data of circuit 2, column 1"):
         qq.expval(c, obs, bad, good_w)
-    with pytest.raises(ValueError, match="NaN or infinite"):
+    with pytest.raises(ValueError, match="non-finite trainable angle inf at index 0"):
         qq.expval(c, obs, torch.tensor(good_d), torch.full((9,), float("inf")))
     with pytest.raises(ValueError, match="wire 3"):
         qq.expval(c, [qq.pauli("Z", 3)], good_d, good_w)

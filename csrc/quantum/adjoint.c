@@ -83,8 +83,7 @@ static void vjp_tiles(void *arg, int thread, int64_t t0, int64_t t1)
                              t * QODE_TILE_LANES, 0};
         int64_t left = x->batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
-        qode_tile_adjoint(&job, x->obs, x->grad_expval, x->grad_probs, work, x->grad_data,
-                          gtrain);
+        qode_tile_adjoint(&job, x->grad_expval, x->grad_probs, work, x->grad_data, gtrain);
     }
 }
 
@@ -172,8 +171,10 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
+    /* only expectation values differentiated: trailing gates may fold into them */
+    int fold = grad_probs == NULL;
     qode_tile_schedule *sched =
-        (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 1) : NULL;
+        (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 1, obs, fold) : NULL;
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 1) : 0) : 4 * dim;
     size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
     double *workspace = work_doubles > 0 ? malloc(work_bytes) : NULL;

@@ -95,7 +95,7 @@ static void run_tiles(void *arg, int thread, int64_t t0, int64_t t1)
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
         qode_tile_forward(&job, re, im, rest);
-        qode_tile_readout(&job, re, im, x->obs, x->expval, x->probs, x->states, x->dtype);
+        qode_tile_readout(&job, re, im, x->expval, x->probs, x->states, x->dtype);
     }
 }
 
@@ -135,8 +135,12 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     int threads = qode_qbatch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
+    /* only expectation values read: trailing gates may fold into them */
+    int fold = expval != NULL && probs == NULL && states == NULL;
     qode_tile_schedule *sched =
-        (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 0) : NULL;
+        (tiled && prepared != NULL)
+            ? qode_tile_schedule_new(c, prepared, 0, expval != NULL ? obs : NULL, fold)
+            : NULL;
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 0) : 0)
                                 : (states == NULL ? 2 * dim : 0);
     double *work = work_doubles > 0 ? malloc(sizeof(double) * work_doubles * (size_t)threads)

@@ -8,6 +8,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/simd.h"
+#include "common/fast_sincos.h"
+#include "quantum/lane2.h"
+#include "quantum/mat2.h"
 #include "quantum/tiled.h"
 
 #define L QODE_TILE_LANES
@@ -19,54 +23,6 @@ typedef double vec4 __attribute__((vector_size(32), aligned(8), may_alias));
 #define NV (L / 4)
 #define LD(p) (*(const vec4 *)(const void *)(p))
 #define ST(p, v) (*(vec4 *)(void *)(p) = (v))
-
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
-
-size_t qode_tile_state_doubles(int n)
-{
-    return (size_t)2 * L << n;
-}
-
-/* ---- 2x2 complex helpers (row-major, interleaved) ------------------------------ */
-
-/* Any one-qubit gate matrix as a dense 2x2. */
-static inline void gate_2x2(const qode_gate_matrix *g, double *out)
-{
-    if (g->form == QODE_FORM_DIAG1) {
-        out[0] = g->m[0]; out[1] = g->m[1]; out[2] = 0; out[3] = 0;
-        out[4] = 0; out[5] = 0; out[6] = g->m[2]; out[7] = g->m[3];
-    } else {
-        memcpy(out, g->m, 8 * sizeof(double));
-    }
-}
-
-/* out = a b (out may alias neither). */
-static inline void mul_2x2(const double *a, const double *b, double *out)
-{
-    for (int r = 0; r < 2; r++) {
-        for (int c = 0; c < 2; c++) {
-            double re = 0, im = 0;
-            for (int k = 0; k < 2; k++) {
-                double ar = a[2 * (2 * r + k)], ai = a[2 * (2 * r + k) + 1];
-                double br = b[2 * (2 * k + c)], bi = b[2 * (2 * k + c) + 1];
-                re += ar * br - ai * bi;
-                im += ar * bi + ai * br;
-            }
-            out[2 * (2 * r + c)] = re;
-            out[2 * (2 * r + c) + 1] = im;
-        }
-    }
-}
-
-static void identity_2x2(double *out)
-{
-    static const double id[8] = {1, 0, 0, 0, 0, 0, 1, 0};
-    memcpy(out, id, sizeof id);
-}
 
 /* Gate matrices of the L lanes, entry-major: r[k][l], i[k][l] for entry k. */
 typedef struct {
@@ -82,172 +38,6 @@ static void load_lanes(const qode_gate_matrix *const *g, int entries, lane_matri
             m->i[k][l] = g[l]->m[2 * k + 1];
         }
     }
-}
-
-/* ---- schedule (gate fusion) ------------------------------------------------- */
-
-static void segments_of_block(const qode_circuit *c, const qode_prepared_gate *prepared,
-                              int with_derivatives, qode_tile_schedule *s, qode_tile_step *st,
-                              int32_t *n_segments, int32_t *n_grads)
-{
-    const int32_t *ops = s->block_ops + st->start;
-    st->seg_start = *n_segments;
-    st->shared = 1;
-    int32_t j = 0;
-    while (j < st->count) {
-        qode_tile_segment *seg = &s->segments[(*n_segments)++];
-        if (prepared[ops[j]].uses_data) {
-            const qode_op *op = &c->ops[ops[j]];
-            seg->data_op = ops[j];
-            seg->grad_start = seg->grad_count = 0;
-            seg->rotation = op->kind == QODE_GATE_RX || op->kind == QODE_GATE_RY ||
-                            op->kind == QODE_GATE_RZ;
-            if (seg->rotation) {
-                qode_gate_matrix g;
-                double angles[3] = {0.0, 0.0, 0.0};
-                seg->column = c->refs[op->param_start].index;
-                qode_gate_build(c, op, angles, &g);
-                gate_2x2(&g, seg->m);
-                angles[0] = 3.14159265358979323846;
-                qode_gate_build(c, op, angles, &g);
-                gate_2x2(&g, seg->m_pi);
-            }
-            st->shared = 0;
-            j++;
-            continue;
-        }
-        int32_t end = j;
-        while (end < st->count && !prepared[ops[end]].uses_data)
-            end++;
-        seg->data_op = -1;
-        seg->rotation = 0;
-        identity_2x2(seg->m);
-        for (int32_t q = j; q < end; q++) {
-            double u[8], tmp[8];
-            gate_2x2(&prepared[ops[q]].forward, u);
-            mul_2x2(u, seg->m, tmp);
-            memcpy(seg->m, tmp, sizeof tmp);
-        }
-        seg->grad_start = *n_grads;
-        seg->grad_count = 0;
-        if (with_derivatives) {
-            /* A = (ops after q) dU_q (ops before q), all within the run */
-            double before[8];
-            identity_2x2(before);
-            for (int32_t q = j; q < end; q++) {
-                const qode_op *op = &c->ops[ops[q]];
-                double after[8], u[8], tmp[8];
-                identity_2x2(after);
-                for (int32_t r = q + 1; r < end; r++) {
-                    gate_2x2(&prepared[ops[r]].forward, u);
-                    mul_2x2(u, after, tmp);
-                    memcpy(after, tmp, sizeof tmp);
-                }
-                for (int p = 0; p < qode_gate_params(op->kind); p++) {
-                    const qode_param_ref *ref = &c->refs[op->param_start + p];
-                    if (ref->source != QODE_PARAM_TRAINABLE)
-                        continue;
-                    qode_tile_shared_grad *g = &s->grads[(*n_grads)++];
-                    double d[8];
-                    gate_2x2(&prepared[ops[q]].derivative[p], d);
-                    mul_2x2(d, before, tmp);
-                    mul_2x2(after, tmp, g->a);
-                    g->index = ref->index;
-                    seg->grad_count++;
-                }
-                gate_2x2(&prepared[ops[q]].forward, u);
-                mul_2x2(u, before, tmp);
-                memcpy(before, tmp, sizeof tmp);
-            }
-        }
-        j = end;
-    }
-    st->seg_count = *n_segments - st->seg_start;
-}
-
-qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
-                                           const qode_prepared_gate *prepared,
-                                           int with_derivatives)
-{
-    int n = c->n_qubits;
-    size_t ops = c->n_ops > 0 ? (size_t)c->n_ops : 1;
-    qode_tile_schedule *s = calloc(1, sizeof *s);
-    int32_t *pending = malloc(sizeof(int32_t) * ops * (size_t)n); /* per wire: op list */
-    int32_t *n_pending = calloc((size_t)n, sizeof(int32_t));
-    if (s != NULL) {
-        s->steps = calloc(2 * ops, sizeof(qode_tile_step));
-        s->block_ops = malloc(sizeof(int32_t) * ops);
-        s->segments = calloc(ops, sizeof(qode_tile_segment));
-        s->grads = calloc(3 * ops, sizeof(qode_tile_shared_grad));
-    }
-    if (s == NULL || pending == NULL || n_pending == NULL || s->steps == NULL ||
-        s->block_ops == NULL || s->segments == NULL || s->grads == NULL) {
-        free(pending);
-        free(n_pending);
-        qode_tile_schedule_free(s);
-        return NULL;
-    }
-    int32_t used = 0;
-#define FLUSH(w)                                                                   \
-    do {                                                                           \
-        if (n_pending[w] > 0) {                                                    \
-            qode_tile_step st = {-1, (w), used, n_pending[w], 0, 0, 0};            \
-            memcpy(s->block_ops + used, pending + (size_t)(w) * ops,               \
-                   sizeof(int32_t) * n_pending[w]);                                \
-            used += n_pending[w];                                                  \
-            if (n_pending[w] > s->max_block)                                       \
-                s->max_block = n_pending[w];                                       \
-            s->steps[s->n_steps++] = st;                                           \
-            n_pending[w] = 0;                                                      \
-        }                                                                          \
-    } while (0)
-    for (int32_t k = 0; k < c->n_ops; k++) {
-        const qode_op *op = &c->ops[k];
-        int nw = qode_gate_wires(op->kind);
-        if (nw == 1) {
-            int w = op->wires[0];
-            pending[(size_t)w * ops + n_pending[w]++] = k;
-            continue;
-        }
-        for (int j = 0; j < nw; j++)
-            FLUSH(op->wires[j]);
-        qode_tile_step st = {k, -1, 0, 0, 0, 0, 0};
-        s->steps[s->n_steps++] = st;
-    }
-    for (int w = 0; w < n; w++)
-        FLUSH(w);
-#undef FLUSH
-    free(pending);
-    free(n_pending);
-    int32_t n_segments = 0, n_grads = 0;
-    for (int32_t t = 0; t < s->n_steps; t++)
-        if (s->steps[t].op < 0)
-            segments_of_block(c, prepared, with_derivatives, s, &s->steps[t], &n_segments,
-                              &n_grads);
-    return s;
-}
-
-void qode_tile_schedule_free(qode_tile_schedule *s)
-{
-    if (s == NULL)
-        return;
-    free(s->steps);
-    free(s->block_ops);
-    free(s->segments);
-    free(s->grads);
-    free(s);
-}
-
-/* Per-lane 2x2 matrices of one block: its gates U_j and suffix products. */
-static size_t block_scratch_doubles(const qode_tile_schedule *s)
-{
-    /* per segment and lane: V, S (8 doubles each) and up to 3 derivatives */
-    return (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * L * 8;
-}
-
-size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
-{
-    return (adjoint ? 2 : 1) * qode_tile_state_doubles(n) + block_scratch_doubles(s);
 }
 
 /* ---- enumeration of the touched indices ----------------------------------- */
@@ -432,86 +222,180 @@ static void block_geometry(const qode_circuit *c, int wire, qode_gate_matrix *g)
     g->ctrl_mask = 0;
 }
 
-/* The matrix of segment `seg` for lane l: shared, or built for its data row. */
-static void segment_matrix(const qode_tile_job *job, const qode_tile_segment *seg, int l,
-                           double *out)
+/* The matrices of segment `seg` in every lane (and, when dv != NULL, the
+ * derivatives of a data op with respect to each of its angles). */
+SIMD_CLONES
+static void segment_lanes(const qode_tile_job *job, const qode_tile_segment *seg, lane2 *v,
+                          lane2 *dv)
 {
     if (seg->data_op < 0) {
-        memcpy(out, seg->m, sizeof seg->m);
+        lane2_broadcast(seg->m, v);
         return;
     }
-    if (seg->rotation) {
-        double t = lane_row(job, l)[seg->column] / 2;
-        double c = cos(t), s = sin(t);
+    if (seg->rotation) { /* U = c U(0) + s U(pi), dU/dt = (c U(pi) - s U(0)) / 2, c, s of t/2 */
+        double half[L], sn[L], cs[L];
+        for (int l = 0; l < L; l++)
+            half[l] = lane_row(job, l)[seg->column] / 2;
+        qode_sincos_array(half, sn, cs, L);
         for (int k = 0; k < 8; k++)
-            out[k] = c * seg->m[k] + s * seg->m_pi[k];
+            for (int l = 0; l < L; l++) {
+                v->e[k][l] = cs[l] * seg->m[k] + sn[l] * seg->m_pi[k];
+                if (dv != NULL)
+                    dv->e[k][l] = 0.5 * (cs[l] * seg->m_pi[k] - sn[l] * seg->m[k]);
+            }
         return;
     }
-    qode_prepared_gate scratch;
-    gate_2x2(&qode_prepared_op(job->c, job->prepared, seg->data_op, lane_row(job, l),
-                               job->trainable, 0, &scratch)->forward, out);
+    /* any other data op: its matrix and derivatives, lane by lane */
+    const qode_circuit *c = job->c;
+    const qode_op *op = &c->ops[seg->data_op];
+    for (int l = 0; l < L; l++) {
+        qode_prepared_gate scratch;
+        double m[8];
+        const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, seg->data_op,
+                                                        lane_row(job, l), job->trainable,
+                                                        dv != NULL, &scratch);
+        mat2_of_gate(&pg->forward, m);
+        for (int k = 0; k < 8; k++)
+            v->e[k][l] = m[k];
+        if (dv == NULL)
+            continue;
+        for (int p = 0; p < qode_gate_params(op->kind); p++) {
+            if (c->refs[op->param_start + p].source == QODE_PARAM_CONSTANT)
+                continue;
+            mat2_of_gate(&pg->derivative[p], m);
+            for (int k = 0; k < 8; k++)
+                dv[p].e[k][l] = m[k];
+        }
+    }
 }
 
-/* Per-lane product of a block's segments: mats[l*8 .. l*8+7]. */
-static void block_product(const qode_tile_job *job, const qode_tile_step *st, double *mats)
+/* The product of a block's segments in every lane. */
+static void block_product(const qode_tile_job *job, const qode_tile_step *st, lane2 *out)
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    for (int l = 0; l < L; l++) {
-        if (st->shared && l > 0) { /* the same in every lane */
-            memcpy(mats + 8 * l, mats, 8 * sizeof(double));
-            continue;
-        }
-        double acc[8], v[8], tmp[8];
-        identity_2x2(acc);
-        for (int32_t j = 0; j < st->seg_count; j++) {
-            segment_matrix(job, &segs[j], l, v);
-            mul_2x2(v, acc, tmp);
-            memcpy(acc, tmp, sizeof acc);
-        }
-        memcpy(mats + 8 * l, acc, sizeof acc);
+    segment_lanes(job, &segs[0], out, NULL);
+    for (int32_t j = 1; j < st->seg_count; j++) {
+        lane2 v;
+        segment_lanes(job, &segs[j], &v, NULL);
+        lane2_lmul(&v, out);
     }
 }
 
-/* Applies per-lane 2x2 matrices mats (8 doubles per lane) on one wire. */
+/* Applies per-lane 2x2 matrices on one wire. */
 static void apply_lane_2x2(double *re, double *im, const qode_circuit *c, int wire,
-                           const double *mats)
+                           const lane2 *mats)
 {
     qode_gate_matrix geometry;
     block_geometry(c, wire, &geometry);
     lane_matrix m;
     for (int k = 0; k < 4; k++)
         for (int l = 0; l < L; l++) {
-            m.r[k][l] = mats[8 * l + 2 * k];
-            m.i[k][l] = mats[8 * l + 2 * k + 1];
+            m.r[k][l] = mats->e[2 * k][l];
+            m.i[k][l] = mats->e[2 * k + 1][l];
         }
     tile_pairs(re, im, c->n_qubits, &geometry, &m, all_imag_zero(&m, 4));
 }
 
-void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
+/* The prefix column of every wire, cols[(4 * w + k) * L + l]: B_w |0> =
+ * (k = 0, 1: re, im of amplitude 0; k = 2, 3: of amplitude 1) for lane l,
+ * with B_w the wire's prefix block, or |0> for a wire without one. */
+static void prefix_columns(const qode_tile_job *job, double *cols)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    for (int w = 0; w < n; w++)
+        for (int l = 0; l < L; l++) {
+            cols[(4 * w + 0) * L + l] = 1.0;
+            cols[(4 * w + 1) * L + l] = 0.0;
+            cols[(4 * w + 2) * L + l] = 0.0;
+            cols[(4 * w + 3) * L + l] = 0.0;
+        }
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix)
+            continue;
+        lane2 b;
+        block_product(job, st, &b);
+        static const int entry[4] = {0, 1, 4, 5}; /* column 0: (0,0) and (1,0) */
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < L; l++)
+                cols[(4 * st->wire + k) * L + l] = b.e[entry[k]][l];
+    }
+}
+
+/* The product state of the prefix columns: amplitude i is the product over
+ * wires of their column entry at the wire's bit of i.  Built bit by bit from
+ * the least significant one (wire n-1). */
+SIMD_CLONES
+static void product_state(double *re, double *im, int n, const double *cols)
+{
+    for (int l = 0; l < L; l++) {
+        re[l] = 1.0;
+        im[l] = 0.0;
+    }
+    for (int p = 0; p < n; p++) {
+        const double *u = cols + (size_t)4 * (n - 1 - p) * L;
+        size_t half = (size_t)1 << p;
+        for (size_t j = 0; j < half; j++) {
+            double *r0 = re + j * L, *i0 = im + j * L;
+            double *r1 = re + (j + half) * L, *i1 = im + (j + half) * L;
+            for (int l = 0; l < L; l++) {
+                double ar = r0[l], ai = i0[l];
+                r1[l] = ar * u[2 * L + l] - ai * u[3 * L + l];
+                i1[l] = ar * u[3 * L + l] + ai * u[2 * L + l];
+                r0[l] = ar * u[l] - ai * u[L + l];
+                i0[l] = ar * u[L + l] + ai * u[l];
+            }
+        }
+    }
+}
+
+/* Applies step t of the schedule (not a prefix block) to the tile. */
+static void apply_step(const qode_tile_job *job, const qode_tile_step *st, double *re,
+                       double *im)
 {
     const qode_circuit *c = job->c;
-    int n = c->n_qubits;
-    size_t dim = (size_t)1 << n;
-    memset(re, 0, sizeof(double) * dim * L);
-    memset(im, 0, sizeof(double) * dim * L);
-    for (int l = 0; l < L; l++)
-        re[l] = 1.0;
+    if (st->op < 0) {
+        lane2 mats;
+        block_product(job, st, &mats);
+        apply_lane_2x2(re, im, c, st->wire, &mats);
+        return;
+    }
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
-    double mats[8 * L];
-    (void)work;
-    for (int32_t t = 0; t < job->sched->n_steps; t++) {
-        const qode_tile_step *st = &job->sched->steps[t];
-        if (st->op < 0) {
-            block_product(job, st, mats);
-            apply_lane_2x2(re, im, c, st->wire, mats);
+    for (int l = 0; l < L; l++)
+        g[l] = &qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable, 0,
+                                 &scratch[l])->forward;
+    tile_apply(re, im, c->n_qubits, g);
+}
+
+/* The forward pass; stores the state before each step that has a checkpoint
+ * slot when `checkpoints` is not NULL.  `cols`: work for prefix_columns,
+ * left holding them. */
+static void forward_pass(const qode_tile_job *job, double *re, double *im, double *cols,
+                         double *checkpoints)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    size_t plane = (size_t)L << n;
+    prefix_columns(job, cols);
+    product_state(re, im, n, cols);
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (st->prefix)
             continue;
+        if (checkpoints != NULL && st->checkpoint >= 0) {
+            double *slot = checkpoints + (size_t)st->checkpoint * 2 * plane;
+            memcpy(slot, re, sizeof(double) * plane);
+            memcpy(slot + plane, im, sizeof(double) * plane);
         }
-        for (int l = 0; l < L; l++)
-            g[l] = &qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable,
-                                     0, &scratch[l])->forward;
-        tile_apply(re, im, n, g);
+        apply_step(job, st, re, im);
     }
+}
+
+void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
+{
+    forward_pass(job, re, im, work, NULL);
 }
 
 /* v[l] = <psi_l| P |psi_l> for the Pauli word (x, z). */
@@ -547,12 +431,12 @@ static void tile_pauli_expval(const double *re, const double *im, int n, uint64_
 }
 
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
-                       const qode_observables *obs, double *expval, double *probs,
-                       void *states, qode_dtype dtype)
+                       double *expval, double *probs, void *states, qode_dtype dtype)
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
-    if (expval != NULL && obs != NULL) {
+    const qode_observables *obs = &job->sched->obs;
+    if (expval != NULL && obs->n_obs > 0) {
         double v[L];
         for (int32_t k = 0; k < obs->n_obs; k++) {
             double total[L] = {0};
@@ -709,15 +593,16 @@ static void tile_inner(const double *lr, const double *li, const double *re, con
     tile_inner_pairs(lr, li, re, im, n, g[0], &m, acc);
 }
 
-static void seed_lambda(const qode_tile_job *job, const qode_observables *obs,
-                        const double *grad_expval, const double *grad_probs, const double *re,
-                        const double *im, double *lr, double *li)
+static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
+                        const double *grad_probs, const double *re, const double *im,
+                        double *lr, double *li)
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
+    const qode_observables *obs = &job->sched->obs;
     memset(lr, 0, sizeof(double) * dim * L);
     memset(li, 0, sizeof(double) * dim * L);
-    if (obs != NULL && grad_expval != NULL) {
+    if (obs->n_obs > 0 && grad_expval != NULL) {
         for (int32_t k = 0; k < obs->n_obs; k++) {
             for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++) {
                 double wr[L], wi[L];
@@ -750,10 +635,10 @@ static void seed_lambda(const qode_tile_job *job, const qode_observables *obs,
 
 /* R[b][a] = sum over pairs of phi_b conj(lam_a) per lane (b, a: the value of
  * the target bit), the reduced 2x2 matrix from which <lam| (1 x D) |phi> =
- * sum_ab D_ab R[b][a] follows for any 2x2 D on that wire.  out[8 * l + 2 * (2 b + a)]. */
+ * sum_ab D_ab R[b][a] follows for any 2x2 D on that wire. */
 SIMD_CLONES
 static void tile_reduced(const double *lr, const double *li, const double *re, const double *im,
-                         int n, int target, double *out)
+                         int n, int target, lane2 *out)
 {
     uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << target;
     vec4 acc[8][NV];
@@ -778,33 +663,9 @@ static void tile_reduced(const double *lr, const double *li, const double *re, c
             }
         }
     }
-    for (int k = 0; k < 8; k++) {
-        double t[L];
+    for (int k = 0; k < 8; k++)
         for (int v = 0; v < NV; v++)
-            ST(t + 4 * v, acc[k][v]);
-        for (int l = 0; l < L; l++)
-            out[8 * l + k] = t[l];
-    }
-}
-
-/* Re sum_ab D_ab R[b][a]. */
-static double trace_re(const double *d, const double *r)
-{
-    double t = 0;
-    for (int a = 0; a < 2; a++)
-        for (int b = 0; b < 2; b++) {
-            int ab = 2 * (2 * a + b), ba = 2 * (2 * b + a);
-            t += d[ab] * r[ba] - d[ab + 1] * r[ba + 1];
-        }
-    return t;
-}
-
-static void dagger_2x2(const double *a, double *out)
-{
-    out[0] = a[0]; out[1] = -a[1];
-    out[2] = a[4]; out[3] = -a[5];
-    out[4] = a[2]; out[5] = -a[3];
-    out[6] = a[6]; out[7] = -a[7];
+            ST(out->e[k] + 4 * v, acc[k][v]);
 }
 
 static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int l, double value,
@@ -816,164 +677,313 @@ static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int 
         grad_trainable[r->index] += value;
 }
 
-/* The adjoint step of a fused block B = V_{m-1} ... V_0 (its segments) on one
- * wire: phi <- B^+ phi; then, with R the reduced matrix of (phi, lam) and
- * Q_s = P_s R S_s (P_s = V_{s-1} ... V_0, S_s = V_{m-1} ... V_{s+1}),
- *   an angle of a data op V_s:      2 Re Tr(dV_s Q_s)   (per lane),
- *   a trainable angle in a run s:   2 Re Tr(A sum_lanes Q_s)  (A: see tiled.h);
- * then lam <- B^+ lam (skipped for the first step of the circuit). */
-static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st, double *pr,
-                          double *pi, double *lr, double *li, double *scratch_mats,
-                          int update_lambda, double *grad_data, double *grad_trainable)
+/* The per-lane 2x2 matrices of a fused block B = V_{m-1} ... V_0 (its
+ * segments): V_s, the suffixes S_s = V_{m-1} ... V_{s+1}, and the
+ * derivatives dV_s of data ops (3 per segment, one per angle). */
+typedef struct {
+    lane2 *v;
+    lane2 *suffix;
+    lane2 *dv;
+} block_mats;
+
+static block_mats block_scratch(const qode_tile_step *st, double *scratch)
 {
-    const qode_circuit *c = job->c;
-    int n = c->n_qubits, m = st->seg_count;
-    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    double *v = scratch_mats;                          /* v[(s * L + l) * 8]: V_s of lane l */
-    double *suffix = scratch_mats + (size_t)m * L * 8; /* S_s of lane l */
-    double *dv = scratch_mats + (size_t)2 * m * L * 8; /* dV_s / d angle p: [(s*L+l)*3+p]*8 */
-    double inv[8 * L], red[8 * L];
-    for (int l = 0; l < L; l++) {
-        if (st->shared && l > 0) { /* same matrices in every lane: copy lane 0 */
-            for (int j = 0; j < m; j++) {
-                memcpy(v + ((size_t)j * L + l) * 8, v + (size_t)j * L * 8, 8 * sizeof(double));
-                memcpy(suffix + ((size_t)j * L + l) * 8, suffix + (size_t)j * L * 8,
-                       8 * sizeof(double));
-            }
-            memcpy(inv + 8 * l, inv, 8 * sizeof(double));
-            continue;
-        }
-        for (int j = 0; j < m; j++) {
-            if (segs[j].data_op < 0) {
-                memcpy(v + ((size_t)j * L + l) * 8, segs[j].m, 8 * sizeof(double));
-                continue;
-            }
-            if (segs[j].rotation) { /* U = c U(0) + s U(pi), dU/dt = (c U(pi) - s U(0)) / 2 */
-                double t = lane_row(job, l)[segs[j].column] / 2;
-                double cs = cos(t), sn = sin(t);
-                double *u = v + ((size_t)j * L + l) * 8, *du = dv + ((size_t)j * L + l) * 3 * 8;
-                for (int k = 0; k < 8; k++) {
-                    u[k] = cs * segs[j].m[k] + sn * segs[j].m_pi[k];
-                    du[k] = 0.5 * (cs * segs[j].m_pi[k] - sn * segs[j].m[k]);
-                }
-                continue;
-            }
-            /* a data op: its matrix and derivatives, built once here */
-            qode_prepared_gate scratch;
-            const qode_op *op = &c->ops[segs[j].data_op];
-            const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, segs[j].data_op,
-                                                            lane_row(job, l), job->trainable, 1,
-                                                            &scratch);
-            gate_2x2(&pg->forward, v + ((size_t)j * L + l) * 8);
-            for (int k = 0; k < qode_gate_params(op->kind); k++)
-                if (c->refs[op->param_start + k].source != QODE_PARAM_CONSTANT)
-                    gate_2x2(&pg->derivative[k], dv + (((size_t)j * L + l) * 3 + k) * 8);
-        }
-        identity_2x2(suffix + ((size_t)(m - 1) * L + l) * 8);
-        for (int j = m - 2; j >= 0; j--)
-            mul_2x2(suffix + ((size_t)(j + 1) * L + l) * 8, v + ((size_t)(j + 1) * L + l) * 8,
-                    suffix + ((size_t)j * L + l) * 8);
-        double b[8];
-        mul_2x2(suffix + (size_t)l * 8, v + (size_t)l * 8, b); /* B = S_0 V_0 */
-        dagger_2x2(b, inv + 8 * l);
-    }
-    apply_lane_2x2(pr, pi, c, st->wire, inv);
-    tile_reduced(lr, li, pr, pi, n, n - 1 - st->wire, red);
-    double qsum[8];
-    for (int j = 0; j < m; j++) {
-        const qode_tile_segment *seg = &segs[j];
-        int needs = seg->data_op >= 0 || seg->grad_count > 0;
-        if (!needs)
-            continue;
-        memset(qsum, 0, sizeof qsum);
-        for (int l = 0; l < job->valid; l++) {
-            /* Q = P_j R S_j; P_0 and S_{m-1} are identities, skip them */
-            double p[8], tmp[8], q[8];
-            const double *left = red + 8 * l;
-            if (j > 0) {
-                memcpy(p, v + (size_t)l * 8, sizeof p); /* P_j = V_{j-1} ... V_0 */
-                for (int k = 1; k < j; k++) {
-                    mul_2x2(v + ((size_t)k * L + l) * 8, p, tmp);
-                    memcpy(p, tmp, sizeof tmp);
-                }
-                mul_2x2(p, red + 8 * l, tmp);
-                left = tmp;
-            }
-            if (j < m - 1)
-                mul_2x2(left, suffix + ((size_t)j * L + l) * 8, q);
-            else
-                memcpy(q, left, sizeof q);
-            if (seg->data_op < 0) {
-                for (int k = 0; k < 8; k++)
-                    qsum[k] += q[k];
-                continue;
-            }
-            const qode_op *op = &c->ops[seg->data_op];
-            for (int k = 0; k < qode_gate_params(op->kind); k++) {
-                const qode_param_ref *r = &c->refs[op->param_start + k];
-                if (r->source == QODE_PARAM_CONSTANT)
-                    continue;
-                const double *d = dv + (((size_t)j * L + l) * 3 + k) * 8;
-                add_gradient(job, r, l, 2.0 * trace_re(d, q), grad_data, grad_trainable);
-            }
-        }
-        for (int32_t k = 0; k < seg->grad_count; k++) {
-            const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
-            grad_trainable[g->index] += 2.0 * trace_re(g->a, qsum);
-        }
-    }
-    if (update_lambda)
-        apply_lane_2x2(lr, li, c, st->wire, inv);
+    size_t m = (size_t)st->seg_count;
+    lane2 *base = (lane2 *)(void *)scratch;
+    block_mats b = {base, base + m, base + 2 * m};
+    return b;
 }
 
-void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
-                       const double *grad_expval, const double *grad_probs, double *work,
-                       double *grad_data, double *grad_trainable)
+/* Fills bm for block st and returns B^+ in inv. */
+static void block_lane_matrices(const qode_tile_job *job, const qode_tile_step *st,
+                                const block_mats *bm, lane2 *inv)
+{
+    int m = st->seg_count;
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
+    for (int j = 0; j < m; j++)
+        segment_lanes(job, &segs[j], &bm->v[j], &bm->dv[3 * j]);
+    lane2_identity(&bm->suffix[m - 1]);
+    for (int j = m - 2; j >= 0; j--)
+        lane2_mul(&bm->suffix[j + 1], &bm->v[j + 1], &bm->suffix[j]);
+    lane2 b;
+    lane2_mul(&bm->suffix[0], &bm->v[0], &b); /* B = S_0 V_0 */
+    lane2_dagger(&b, inv);
+}
+
+/* The gradients of a block's angles from R, the per-lane reduced matrix of
+ * (phi before the block, lam after it): with Q_s = P_s R S_s
+ * (P_s = V_{s-1} ... V_0),
+ *   an angle of a data op V_s:      2 Re Tr(dV_s Q_s)   (per lane),
+ *   a trainable angle in a run s:   2 Re Tr(A sum_lanes Q_s)  (A: see tiled.h). */
+static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
+                            const block_mats *bm, const lane2 *red, double *grad_data,
+                            double *grad_trainable)
+{
+    const qode_circuit *c = job->c;
+    int m = st->seg_count;
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
+    lane2 pr = *red; /* P_j R, updated as j grows */
+    for (int j = 0; j < m; j++) {
+        const qode_tile_segment *seg = &segs[j];
+        if (j > 0)
+            lane2_lmul(&bm->v[j - 1], &pr);
+        if (seg->data_op < 0 && seg->grad_count == 0)
+            continue;
+        lane2 q;
+        if (j < m - 1)
+            lane2_mul(&pr, &bm->suffix[j], &q);
+        else
+            q = pr;
+        if (seg->data_op < 0) {
+            double qsum[8] = {0};
+            for (int k = 0; k < 8; k++)
+                for (int l = 0; l < job->valid; l++)
+                    qsum[k] += q.e[k][l];
+            for (int32_t k = 0; k < seg->grad_count; k++) {
+                const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
+                grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, qsum);
+            }
+            continue;
+        }
+        const qode_op *op = &c->ops[seg->data_op];
+        for (int k = 0; k < qode_gate_params(op->kind); k++) {
+            const qode_param_ref *r = &c->refs[op->param_start + k];
+            if (r->source == QODE_PARAM_CONSTANT)
+                continue;
+            double t[L];
+            lane2_trace_re(&bm->dv[3 * j + k], &q, t);
+            for (int l = 0; l < job->valid; l++)
+                add_gradient(job, r, l, 2.0 * t[l], grad_data, grad_trainable);
+        }
+    }
+}
+
+/* Where the adjoint sweep keeps its states (see qode_tile_work_doubles). */
+typedef struct {
+    double *pr, *pi;     /* the forward state (un-applied step by step without checkpoints) */
+    double *lr, *li;     /* lambda */
+    double *xr, *xi;     /* scratch of the prefix contractions */
+    double *checkpoints; /* n_checkpoints stored states */
+    double *mats;        /* block_mats */
+    double *cols;        /* prefix columns */
+} adjoint_work;
+
+static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *work)
+{
+    size_t plane = (size_t)L << n;
+    adjoint_work a;
+    a.pr = work;
+    a.pi = a.pr + plane;
+    a.lr = a.pi + plane;
+    a.li = a.lr + plane;
+    a.xr = a.li + plane;
+    a.xi = a.xr + plane;
+    a.checkpoints = a.xi + plane;
+    a.cols = a.checkpoints + (size_t)s->n_checkpoints * 2 * plane;
+    a.mats = a.cols + (size_t)4 * n * L;
+    return a;
+}
+
+/* The state before step st: its checkpoint, or pr/pi after un-applying the
+ * step (inv: per-lane inverse for a block, NULL for a multi-qubit op). */
+static void state_before(const qode_tile_job *job, const qode_tile_step *st,
+                         const adjoint_work *w, const lane2 *inv, const double **phr,
+                         const double **phi)
+{
+    size_t plane = (size_t)L << job->c->n_qubits;
+    if (st->checkpoint >= 0) {
+        *phr = w->checkpoints + (size_t)st->checkpoint * 2 * plane;
+        *phi = *phr + plane;
+        return;
+    }
+    *phr = w->pr;
+    *phi = w->pi;
+    if (job->sched->n_checkpoints > 0)
+        return; /* checkpoint mode: a step without one has nothing to differentiate */
+    if (inv != NULL) {
+        apply_lane_2x2(w->pr, w->pi, job->c, st->wire, inv);
+        return;
+    }
+    qode_prepared_gate scratch[L];
+    const qode_gate_matrix *g[L];
+    for (int l = 0; l < L; l++)
+        g[l] = &qode_prepared_op(job->c, job->prepared, st->op, lane_row(job, l),
+                                 job->trainable, 1, &scratch[l])->inverse;
+    tile_apply(w->pr, w->pi, job->c->n_qubits, g);
+}
+
+/* The adjoint step of a block: gradients from the reduced matrix of (phi
+ * before, lam after), then lam <- B^+ lam when update_lambda. */
+static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
+                          const adjoint_work *w, int update_lambda, double *grad_data,
+                          double *grad_trainable)
+{
+    int n = job->c->n_qubits;
+    block_mats bm = block_scratch(st, w->mats);
+    lane2 inv, red;
+    block_lane_matrices(job, st, &bm, &inv);
+    const double *phr, *phi;
+    state_before(job, st, w, &inv, &phr, &phi);
+    tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, &red);
+    block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
+    if (update_lambda)
+        apply_lane_2x2(w->lr, w->li, job->c, st->wire, &inv);
+}
+
+/* The adjoint step of a multi-qubit op. */
+static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
+                       const adjoint_work *w, int update_lambda, double *grad_data,
+                       double *grad_trainable)
 {
     const qode_circuit *c = job->c;
     int n = c->n_qubits;
-    size_t dim = (size_t)1 << n;
-    double *pr = work, *pi = work + dim * L, *lr = work + 2 * dim * L, *li = work + 3 * dim * L;
-    double *scratch_mats = work + 4 * dim * L;
-    qode_tile_forward(job, pr, pi, NULL);
-    seed_lambda(job, obs, grad_expval, grad_probs, pr, pi, lr, li);
-    if (c->n_data > 0)
-        for (int l = 0; l < job->valid; l++)
-            memset(grad_data + (size_t)(job->b0 + l) * c->n_data, 0, sizeof(double) * c->n_data);
-
+    const qode_op *op = &c->ops[st->op];
     qode_prepared_gate scratch[L];
     const qode_prepared_gate *pg[L];
     const qode_gate_matrix *g[L];
-    for (int32_t t = job->sched->n_steps - 1; t >= 0; t--) {
-        const qode_tile_step *st = &job->sched->steps[t];
-        if (st->op < 0) {
-            block_adjoint(job, st, pr, pi, lr, li, scratch_mats, t > 0, grad_data,
-                          grad_trainable);
+    for (int l = 0; l < L; l++)
+        pg[l] = qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable, 1,
+                                 &scratch[l]);
+    const double *phr, *phi;
+    state_before(job, st, w, NULL, &phr, &phi);
+    int np = qode_gate_params(op->kind);
+    for (int j = 0; j < np; j++) {
+        const qode_param_ref *r = &c->refs[op->param_start + j];
+        if (r->source == QODE_PARAM_CONSTANT)
             continue;
-        }
-        const qode_op *op = &c->ops[st->op];
+        double acc[L] = {0};
         for (int l = 0; l < L; l++)
-            pg[l] = qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable,
-                                     1, &scratch[l]);
+            g[l] = &pg[l]->derivative[j];
+        tile_inner(w->lr, w->li, phr, phi, n, g, acc);
+        for (int l = 0; l < job->valid; l++)
+            add_gradient(job, r, l, 2.0 * acc[l], grad_data, grad_trainable);
+    }
+    if (update_lambda) {
         for (int l = 0; l < L; l++)
             g[l] = &pg[l]->inverse;
-        tile_apply(pr, pi, n, g); /* phi <- U^+ phi */
-        int np = qode_gate_params(op->kind);
-        for (int j = 0; j < np; j++) {
-            const qode_param_ref *r = &c->refs[op->param_start + j];
-            if (r->source == QODE_PARAM_CONSTANT)
-                continue;
-            double acc[L] = {0};
-            for (int l = 0; l < L; l++)
-                g[l] = &pg[l]->derivative[j];
-            tile_inner(lr, li, pr, pi, n, g, acc);
-            for (int l = 0; l < job->valid; l++)
-                add_gradient(job, r, l, 2.0 * acc[l], grad_data, grad_trainable);
-        }
-        if (t > 0) {
-            for (int l = 0; l < L; l++)
-                g[l] = &pg[l]->inverse;
-            tile_apply(lr, li, n, g); /* lam <- U^+ lam */
+        tile_apply(w->lr, w->li, n, g);
+    }
+}
+
+/* x[j] = s[j] u0 + s[j + half] u1 for j < half: contracts the top bit of a
+ * vector of 2 half entries (per lane) with the column u (cols layout). */
+SIMD_CLONES
+static void contract_top(const double *sr, const double *si, size_t half, const double *u,
+                         double *xr, double *xi)
+{
+    for (size_t j = 0; j < half; j++) {
+        const double *ar = sr + j * L, *ai = si + j * L;
+        const double *br = sr + (j + half) * L, *bi = si + (j + half) * L;
+        for (int l = 0; l < L; l++) {
+            double r = ar[l] * u[l] - ai[l] * u[L + l] + br[l] * u[2 * L + l] - bi[l] * u[3 * L + l];
+            double i = ar[l] * u[L + l] + ai[l] * u[l] + br[l] * u[3 * L + l] + bi[l] * u[2 * L + l];
+            xr[j * L + l] = r;
+            xi[j * L + l] = i;
         }
     }
+}
+
+/* x[j] = s[2j] u0 + s[2j + 1] u1: contracts the bottom bit. */
+SIMD_CLONES
+static void contract_bottom(const double *sr, const double *si, size_t count, const double *u,
+                            double *xr, double *xi)
+{
+    for (size_t j = 0; j < count; j++) {
+        const double *ar = sr + 2 * j * L, *ai = si + 2 * j * L;
+        const double *br = ar + L, *bi = ai + L;
+        for (int l = 0; l < L; l++) {
+            double r = ar[l] * u[l] - ai[l] * u[L + l] + br[l] * u[2 * L + l] - bi[l] * u[3 * L + l];
+            double i = ar[l] * u[L + l] + ai[l] * u[l] + br[l] * u[3 * L + l] + bi[l] * u[2 * L + l];
+            xr[j * L + l] = r;
+            xi[j * L + l] = i;
+        }
+    }
+}
+
+/* Gradients of the prefix blocks.  lam is the adjoint state right after the
+ * prefix, where the forward state is the product of the columns u_w.  For the
+ * block on wire w (bit p), phi before it is that product with |0> on w, so
+ *   R[0][a] = sum over i with bit p = a of conj(lam_i) prod_{q != p} u_q[bit q of i],
+ *   R[1][a] = 0.
+ * T_k, lam^* contracted over bits 0..k-1, is kept for every k (T_0 in lam,
+ * the others in pr/pi, free by now); bit p then contracts T_p over its top
+ * bits in x. */
+static void prefix_adjoint(const qode_tile_job *job, const adjoint_work *w, double *grad_data,
+                           double *grad_trainable)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    /* T_0 = conj(lam), in place (lam is not needed any more); T_1, T_2, ...
+     * packed in pr/pi */
+    for (size_t i = 0; i < dim * L; i++)
+        w->li[i] = -w->li[i];
+    size_t offset[64];
+    const double *tr = w->lr, *ti = w->li;
+    size_t size = dim, next = 0;
+    for (int k = 0; k < n - 1; k++) { /* T_{k+1} from T_k over bit k (wire n-1-k) */
+        offset[k + 1] = next;
+        contract_bottom(tr, ti, size / 2, w->cols + (size_t)4 * (n - 1 - k) * L,
+                        w->pr + next * L, w->pi + next * L);
+        tr = w->pr + next * L;
+        ti = w->pi + next * L;
+        next += size / 2;
+        size /= 2;
+    }
+    lane2 red;
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix)
+            continue;
+        int p = n - 1 - st->wire;
+        size_t len = dim >> p; /* entries of T_p */
+        const double *sr = p == 0 ? w->lr : w->pr + offset[p] * L;
+        const double *si = p == 0 ? w->li : w->pi + offset[p] * L;
+        double *xr = w->xr, *xi = w->xi;
+        for (int q = n - 1; q > p; q--) { /* contract the top bit q */
+            len /= 2;
+            contract_top(sr, si, len, w->cols + (size_t)4 * (n - 1 - q) * L, xr, xi);
+            sr = xr;
+            si = xi;
+        }
+        for (int l = 0; l < L; l++) {
+            red.e[0][l] = sr[l];     red.e[1][l] = si[l];     /* R[0][0] */
+            red.e[2][l] = sr[L + l]; red.e[3][l] = si[L + l]; /* R[0][1] */
+            red.e[4][l] = red.e[5][l] = red.e[6][l] = red.e[7][l] = 0.0;
+        }
+        block_mats bm = block_scratch(st, w->mats);
+        lane2 inv;
+        block_lane_matrices(job, st, &bm, &inv);
+        block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
+    }
+}
+
+void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
+                       const double *grad_probs, double *work, double *grad_data,
+                       double *grad_trainable)
+{
+    const qode_circuit *c = job->c;
+    const qode_tile_schedule *s = job->sched;
+    adjoint_work w = adjoint_layout(s, c->n_qubits, work);
+    forward_pass(job, w.pr, w.pi, w.cols, s->n_checkpoints > 0 ? w.checkpoints : NULL);
+    seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
+    if (c->n_data > 0)
+        for (int l = 0; l < job->valid; l++)
+            memset(grad_data + (size_t)(job->b0 + l) * c->n_data, 0, sizeof(double) * c->n_data);
+    /* the first non-prefix step: lam need not move past it unless a prefix follows */
+    int32_t first = 0;
+    while (first < s->main_end && s->steps[first].prefix)
+        first++;
+    for (int32_t t = s->main_end - 1; t >= 0; t--) {
+        const qode_tile_step *st = &s->steps[t];
+        if (st->prefix)
+            continue;
+        int update = t > first || s->n_prefix > 0;
+        if (st->op < 0)
+            block_adjoint(job, st, &w, update, grad_data, grad_trainable);
+        else
+            op_adjoint(job, st, &w, update, grad_data, grad_trainable);
+    }
+    if (s->n_prefix > 0)
+        prefix_adjoint(job, &w, grad_data, grad_trainable);
 }

@@ -11,8 +11,17 @@
  * differ in their data angles).  Arithmetic is in double for both state
  * dtypes; complex64 results are rounded when stored.
  *
- * Used by forward.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and the
- * batch has more than one circuit.
+ * Used by simulate.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and
+ * the batch has more than one circuit.
+ *
+ * Three shortcuts make a variational circuit cheap (tiled_schedule.c):
+ *   - the product-state prefix: a block that is the first step on its wire
+ *     acts on |0>, commutes with every earlier step and can run first; all
+ *     such blocks together make a product state, built directly, and their
+ *     gradients come from contractions of lambda with that product state;
+ *   - trailing CNOT, SWAP and CZ gates are folded into Z-type observables;
+ *   - the adjoint stores the forward state before each remaining step that it
+ *     differentiates (when they fit) instead of un-applying gates to it.
  */
 #ifndef QODE_QUANTUM_TILED_H
 #define QODE_QUANTUM_TILED_H
@@ -42,6 +51,8 @@ typedef struct {
     int32_t seg_start; /* block: first of its segments */
     int32_t seg_count;
     int32_t shared;    /* block: 1 if no op of it reads data (same for all lanes) */
+    int32_t prefix;    /* block: the first step on its wire (part of the product state) */
+    int32_t checkpoint; /* adjoint: slot of the stored state before this step, or -1 */
 } qode_tile_step;
 
 /* A block is a product of segments: a single op that reads data (different
@@ -73,14 +84,23 @@ typedef struct {
     int32_t max_block;  /* longest block */
     qode_tile_segment *segments;
     qode_tile_shared_grad *grads;
+    int32_t n_prefix;      /* prefix blocks */
+    int32_t main_end;      /* steps [main_end, n_steps) are folded into obs */
+    qode_observables obs;  /* what is read after step main_end - 1 (n_obs = 0: none) */
+    uint64_t *folded_z;    /* its z masks, when folded (owned) */
+    int32_t n_checkpoints; /* states the adjoint stores per tile */
 } qode_tile_schedule;
 
 /* Builds the schedule of a validated circuit (NULL when out of memory), with
  * the shared matrices taken from `prepared` (with derivatives when
- * `with_derivatives`, as qode_prepare_gates was called). */
+ * `with_derivatives`, as qode_prepare_gates was called).  `obs` (may be NULL)
+ * are the observables read out; `fold` allows folding trailing gates into
+ * them, which is right only when nothing else (states, probabilities) is
+ * read. */
 qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
                                            const qode_prepared_gate *prepared,
-                                           int with_derivatives);
+                                           int with_derivatives, const qode_observables *obs,
+                                           int fold);
 void qode_tile_schedule_free(qode_tile_schedule *s);
 
 /* Doubles of work space one thread needs: forward (adjoint = 0) or adjoint. */
@@ -100,23 +120,23 @@ typedef struct {
     int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
 } qode_tile_job;
 
-/* Runs the circuits of the tile from |0...0> into (re, im); `work` as from
- * qode_tile_work_doubles(..., 0) minus the tile state. */
+/* Runs the circuits of the tile from |0...0> up to step main_end into (re,
+ * im); `work` as from qode_tile_work_doubles(..., 0) minus the tile state. */
 void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work);
 
 /* Read-outs of a simulated tile (each may be NULL):
- *   expval  rows b0.. of a (batch, n_obs) matrix,
+ *   expval  rows b0.. of a (batch, n_obs) matrix (the schedule's observables),
  *   probs   rows b0.. of a (batch, 2^n) matrix,
  *   states  rows b0.. of a (batch, 2^n) complex matrix of dtype. */
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
-                       const qode_observables *obs, double *expval, double *probs,
-                       void *states, qode_dtype dtype);
+                       double *expval, double *probs, void *states, qode_dtype dtype);
 
-/* Adjoint sweep for a tile.  Work space: qode_tile_work_doubles(..., 1).
- * Adds the trainable gradients (summed over the valid lanes) into
- * grad_trainable and writes rows b0.. of grad_data. */
-void qode_tile_adjoint(const qode_tile_job *job, const qode_observables *obs,
-                       const double *grad_expval, const double *grad_probs, double *work,
-                       double *grad_data, double *grad_trainable);
+/* Adjoint sweep for a tile (the schedule's observables, with derivatives).
+ * Work space: qode_tile_work_doubles(..., 1).  Adds the trainable gradients
+ * (summed over the valid lanes) into grad_trainable and writes rows b0.. of
+ * grad_data. */
+void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
+                       const double *grad_probs, double *work, double *grad_data,
+                       double *grad_trainable);
 
 #endif /* QODE_QUANTUM_TILED_H */

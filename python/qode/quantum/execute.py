@@ -44,16 +44,21 @@ def _state_dtype(dtype: str | None, data: Any, weights: Any) -> str:
 
 def _as_numpy(x: Any) -> np.ndarray:
     if _is_tensor(x):
-        return x.detach().cpu().to(torch.float64).numpy()
+        x = x.detach()
+        if x.dtype != torch.float64 or x.device.type != "cpu":  # one torch call when possible
+            x = x.cpu().to(torch.float64)
+        return x.numpy()
     return np.asarray(x, dtype=np.float64)
 
 
 def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int, ...], Any, Any]:
-    """Validates shapes and values; returns (batch_shape, data, weights) with
-    data reshaped to (batch, n_data) (same array type as given)."""
+    """Validates shapes; returns (batch_shape, data, weights) with data
+    reshaped to (batch, n_data) (same array type as given).  Values (NaN and
+    infinite angles) are checked by the C core, which reads them anyway."""
     if not isinstance(circuit, Circuit):
         raise TypeError(f"circuit must be a qode.quantum.Circuit, got {type(circuit).__name__}")
-    n_data, n_weights = circuit.num_data, circuit.num_weights
+    spec = circuit.spec()  # cached: holds num_data and num_weights
+    n_data, n_weights = spec[5], spec[6]
     if data is None:
         if n_data > 0:
             raise ValueError(f"the circuit reads {n_data} data column(s); pass data of shape "
@@ -80,10 +85,6 @@ def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int,
         if tuple(weights.shape) != (n_weights,):
             raise ValueError(f"weights must have shape ({n_weights},) for this circuit, got "
                              f"{tuple(weights.shape)}")
-    for name, x in (("data", data), ("weights", weights)):
-        finite = torch.isfinite(x).all().item() if _is_tensor(x) else np.isfinite(x).all()
-        if not finite:
-            raise ValueError(f"{name} contains NaN or infinite angles")
     return batch_shape, data, weights
 
 

@@ -6,6 +6,7 @@
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from typing import Sequence
 
@@ -27,6 +28,14 @@ class PauliSum:
         return PauliSum(tuple((c * float(factor), w, ws) for c, w, ws in self.terms))
 
     __rmul__ = __mul__
+
+    def __neg__(self) -> "PauliSum":
+        return self * -1.0
+
+    def __sub__(self, other: "PauliSum") -> "PauliSum":
+        if not isinstance(other, PauliSum):
+            return NotImplemented
+        return self + (-other)
 
     def max_wire(self) -> int:
         return max((max(ws) for _, _, ws in self.terms if ws), default=-1)
@@ -56,15 +65,24 @@ def z_all(n_qubits: int) -> list[PauliSum]:
 
 def observables_spec(observables: Sequence[PauliSum], n_qubits: int) -> tuple:
     """Packs observables as the C core reads them: term offsets, x and z bit masks
-    (bit n-1-w for wire w) and coefficients."""
+    (bit n-1-w for wire w) and coefficients.
+
+    Cached (PauliSum is immutable), so that a layer called in a training loop
+    does not repack the same observables every time."""
+    for k, obs in enumerate(observables):
+        if not isinstance(obs, PauliSum):
+            raise TypeError(f"observable {k} must be a PauliSum (use pauli(...)), got "
+                            f"{type(obs).__name__}")
+    return _packed_observables(tuple(observables), int(n_qubits))
+
+
+@functools.lru_cache(maxsize=64)
+def _packed_observables(observables: tuple[PauliSum, ...], n_qubits: int) -> tuple:
     starts = [0]
     xs: list[int] = []
     zs: list[int] = []
     coeffs: list[float] = []
     for k, obs in enumerate(observables):
-        if not isinstance(obs, PauliSum):
-            raise TypeError(f"observable {k} must be a PauliSum (use pauli(...)), got "
-                            f"{type(obs).__name__}")
         if obs.max_wire() >= n_qubits:
             raise ValueError(f"observable {k} acts on wire {obs.max_wire()}, but the circuit "
                              f"has {n_qubits} qubits")
@@ -80,5 +98,8 @@ def observables_spec(observables: Sequence[PauliSum], n_qubits: int) -> tuple:
             zs.append(z)
             coeffs.append(coeff)
         starts.append(len(coeffs))
-    return (np.array(starts, dtype=np.int64), np.array(xs, dtype=np.uint64),
-            np.array(zs, dtype=np.uint64), np.array(coeffs, dtype=np.float64))
+    packed = (np.array(starts, dtype=np.int64), np.array(xs, dtype=np.uint64),
+              np.array(zs, dtype=np.uint64), np.array(coeffs, dtype=np.float64))
+    for a in packed:  # shared through the cache: nobody may change them
+        a.setflags(write=False)
+    return packed
