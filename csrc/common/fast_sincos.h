@@ -16,7 +16,6 @@
 #define QODE_COMMON_FAST_SINCOS_H
 
 #include <math.h>
-#include <stdint.h>
 
 #define QODE_SINCOS_FAST_LIMIT 1e5
 
@@ -29,13 +28,7 @@ static inline void qode_sincos_reduced(double x, double *s, double *c)
     const double pio2_3 = 2.02226624879595063154e-21; /* the rest */
     const double round_magic = 6755399441055744.0;    /* 1.5 * 2^52 */
 
-    double shifted = x * two_over_pi + round_magic;
-    double k = shifted - round_magic;
-    int64_t quadrant;
-    {
-        union { double d; int64_t i; } bits = {shifted};
-        quadrant = bits.i; /* k in the low mantissa bits; only k mod 4 is used */
-    }
+    double k = (x * two_over_pi + round_magic) - round_magic; /* round(x 2/pi) */
     double r = ((x - k * pio2_1) - k * pio2_2) - k * pio2_3;
     double r2 = r * r;
 
@@ -60,11 +53,15 @@ static inline void qode_sincos_reduced(double x, double *s, double *c)
     pc = pc * r2 + 0.5;
     double cos_r = 1.0 - r2 * pc;
 
-    /* quadrant q: (sin, cos) = (s, c), (c, -s), (-s, -c), (-c, s) */
-    int64_t q = quadrant & 3;
-    double swap = (double)(q & 1);
-    double sin_sign = (q & 2) ? -1.0 : 1.0;
-    double cos_sign = ((q + 1) & 2) ? -1.0 : 1.0;
+    /* quadrant q = k mod 4: (sin, cos) = (s, c), (c, -s), (-s, -c), (-c, s);
+     * in floating point throughout, so that it vectorises without integer
+     * conversions */
+    /* floor(k / 4) = round(k / 4 - 3/8) for integer k (no ties), and
+     * rounding by the magic constant vectorises where floor() may not */
+    double q = k - 4.0 * ((k * 0.25 - 0.375 + round_magic) - round_magic);
+    double swap = q - 2.0 * ((q * 0.5 - 0.25 + round_magic) - round_magic); /* 1 for odd q */
+    double sin_sign = q >= 2.0 ? -1.0 : 1.0;
+    double cos_sign = (q - 1.5) * (q - 1.5) < 0.5 ? -1.0 : 1.0; /* q = 1 or 2 */
     *s = sin_sign * (swap * cos_r + (1.0 - swap) * sin_r);
     *c = cos_sign * (swap * sin_r + (1.0 - swap) * cos_r);
 }

@@ -270,6 +270,7 @@ static void segment_lanes(const qode_tile_job *job, const qode_tile_segment *seg
 }
 
 /* The product of a block's segments in every lane. */
+SIMD_CLONES
 static void block_product(const qode_tile_job *job, const qode_tile_step *st, lane2 *out)
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
@@ -336,15 +337,16 @@ static void product_state(double *re, double *im, int n, const double *cols)
     for (int p = 0; p < n; p++) {
         const double *u = cols + (size_t)4 * (n - 1 - p) * L;
         size_t half = (size_t)1 << p;
-        for (size_t j = 0; j < half; j++) {
-            double *r0 = re + j * L, *i0 = im + j * L;
-            double *r1 = re + (j + half) * L, *i1 = im + (j + half) * L;
-            for (int l = 0; l < L; l++) {
-                double ar = r0[l], ai = i0[l];
-                r1[l] = ar * u[2 * L + l] - ai * u[3 * L + l];
-                i1[l] = ar * u[3 * L + l] + ai * u[2 * L + l];
-                r0[l] = ar * u[l] - ai * u[L + l];
-                i0[l] = ar * u[L + l] + ai * u[l];
+        for (int v = 0; v < NV; v++) {
+            vec4 u0r = LD(u + 4 * v), u0i = LD(u + L + 4 * v);
+            vec4 u1r = LD(u + 2 * L + 4 * v), u1i = LD(u + 3 * L + 4 * v);
+            for (size_t j = 0; j < half; j++) {
+                size_t o0 = j * L + 4 * v, o1 = (j + half) * L + 4 * v;
+                vec4 ar = LD(re + o0), ai = LD(im + o0);
+                ST(re + o1, ar * u1r - ai * u1i);
+                ST(im + o1, ar * u1i + ai * u1r);
+                ST(re + o0, ar * u0r - ai * u0i);
+                ST(im + o0, ar * u0i + ai * u0r);
             }
         }
     }
@@ -695,6 +697,7 @@ static block_mats block_scratch(const qode_tile_step *st, double *scratch)
 }
 
 /* Fills bm for block st and returns B^+ in inv. */
+SIMD_CLONES
 static void block_lane_matrices(const qode_tile_job *job, const qode_tile_step *st,
                                 const block_mats *bm, lane2 *inv)
 {
@@ -715,6 +718,7 @@ static void block_lane_matrices(const qode_tile_job *job, const qode_tile_step *
  * (P_s = V_{s-1} ... V_0),
  *   an angle of a data op V_s:      2 Re Tr(dV_s Q_s)   (per lane),
  *   a trainable angle in a run s:   2 Re Tr(A sum_lanes Q_s)  (A: see tiled.h). */
+SIMD_CLONES
 static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
                             const block_mats *bm, const lane2 *red, double *grad_data,
                             double *grad_trainable)
@@ -865,37 +869,23 @@ static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     }
 }
 
-/* x[j] = s[j] u0 + s[j + half] u1 for j < half: contracts the top bit of a
- * vector of 2 half entries (per lane) with the column u (cols layout). */
+/* x[j] = s[j * sj] u0 + s[j * sj + so] u1 for j < count (per lane, u in the
+ * cols layout): one bit of a vector contracted with a column.  The top bit
+ * of 2 count entries has sj = 1, so = count; the bottom bit sj = 2, so = 1.
+ * x may be s (each x[j] is written after its inputs are read, and no later
+ * j reads it). */
 SIMD_CLONES
-static void contract_top(const double *sr, const double *si, size_t half, const double *u,
-                         double *xr, double *xi)
+static void contract_bit(const double *sr, const double *si, size_t count, size_t sj,
+                         size_t so, const double *u, double *xr, double *xi)
 {
-    for (size_t j = 0; j < half; j++) {
-        const double *ar = sr + j * L, *ai = si + j * L;
-        const double *br = sr + (j + half) * L, *bi = si + (j + half) * L;
-        for (int l = 0; l < L; l++) {
-            double r = ar[l] * u[l] - ai[l] * u[L + l] + br[l] * u[2 * L + l] - bi[l] * u[3 * L + l];
-            double i = ar[l] * u[L + l] + ai[l] * u[l] + br[l] * u[3 * L + l] + bi[l] * u[2 * L + l];
-            xr[j * L + l] = r;
-            xi[j * L + l] = i;
-        }
-    }
-}
-
-/* x[j] = s[2j] u0 + s[2j + 1] u1: contracts the bottom bit. */
-SIMD_CLONES
-static void contract_bottom(const double *sr, const double *si, size_t count, const double *u,
-                            double *xr, double *xi)
-{
-    for (size_t j = 0; j < count; j++) {
-        const double *ar = sr + 2 * j * L, *ai = si + 2 * j * L;
-        const double *br = ar + L, *bi = ai + L;
-        for (int l = 0; l < L; l++) {
-            double r = ar[l] * u[l] - ai[l] * u[L + l] + br[l] * u[2 * L + l] - bi[l] * u[3 * L + l];
-            double i = ar[l] * u[L + l] + ai[l] * u[l] + br[l] * u[3 * L + l] + bi[l] * u[2 * L + l];
-            xr[j * L + l] = r;
-            xi[j * L + l] = i;
+    for (int v = 0; v < NV; v++) {
+        vec4 u0r = LD(u + 4 * v), u0i = LD(u + L + 4 * v);
+        vec4 u1r = LD(u + 2 * L + 4 * v), u1i = LD(u + 3 * L + 4 * v);
+        for (size_t j = 0; j < count; j++) {
+            size_t a = j * sj * L + 4 * v, b = (j * sj + so) * L + 4 * v;
+            vec4 ar = LD(sr + a), ai = LD(si + a), br = LD(sr + b), bi = LD(si + b);
+            ST(xr + j * L + 4 * v, ar * u0r - ai * u0i + br * u1r - bi * u1i);
+            ST(xi + j * L + 4 * v, ar * u0i + ai * u0r + br * u1i + bi * u1r);
         }
     }
 }
@@ -923,8 +913,8 @@ static void prefix_adjoint(const qode_tile_job *job, const adjoint_work *w, doub
     size_t size = dim, next = 0;
     for (int k = 0; k < n - 1; k++) { /* T_{k+1} from T_k over bit k (wire n-1-k) */
         offset[k + 1] = next;
-        contract_bottom(tr, ti, size / 2, w->cols + (size_t)4 * (n - 1 - k) * L,
-                        w->pr + next * L, w->pi + next * L);
+        contract_bit(tr, ti, size / 2, 2, 1, w->cols + (size_t)4 * (n - 1 - k) * L,
+                     w->pr + next * L, w->pi + next * L);
         tr = w->pr + next * L;
         ti = w->pi + next * L;
         next += size / 2;
@@ -942,7 +932,7 @@ static void prefix_adjoint(const qode_tile_job *job, const adjoint_work *w, doub
         double *xr = w->xr, *xi = w->xi;
         for (int q = n - 1; q > p; q--) { /* contract the top bit q */
             len /= 2;
-            contract_top(sr, si, len, w->cols + (size_t)4 * (n - 1 - q) * L, xr, xi);
+            contract_bit(sr, si, len, 1, len, w->cols + (size_t)4 * (n - 1 - q) * L, xr, xi);
             sr = xr;
             si = xi;
         }
