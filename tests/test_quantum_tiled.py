@@ -6,6 +6,7 @@ implementation):
   constants in every one-qubit gate kind, some wires without such a block;
 - trailing CNOT / SWAP / CZ folded into Z-type observables (and not folded
   when an observable has X or Y, or probabilities are read);
+- runs of CNOT / Toffoli / SWAP merged into one permutation of the amplitudes;
 - the adjoint's stored forward states, and the un-applying sweep used when
   they would not fit (a deep 10-qubit circuit).
 """
@@ -130,6 +131,35 @@ def test_probabilities_with_trailing_gates_are_not_folded():
         np.testing.assert_allclose(dt.grad.numpy()[i], di.grad.numpy()[0], rtol=0, atol=1e-11)
         gw += wi.grad.numpy()
     np.testing.assert_allclose(wt.grad.numpy(), gw, rtol=0, atol=1e-11)
+
+
+def permutation_run(c, rng, length):
+    n = c.n_qubits
+    for _ in range(length):
+        name = ["CNOT", "SWAP", "Toffoli"][rng.integers(0, 3 if n >= 3 else 2)]
+        wires = [int(x) for x in rng.choice(n, 3 if name == "Toffoli" else 2, replace=False)]
+        c.add(name, wires)
+
+
+@pytest.mark.parametrize("n", [2, 3, 5])
+def test_permutation_runs_between_layers_match_per_circuit_path(n):
+    rng = np.random.default_rng(20 + n)
+    c = Circuit(n, n_data=3, n_weights=5)
+    for layer in range(3):
+        for w in range(n):
+            c.ry(w, data(int(rng.integers(0, 3)))).rz(w, weight(int(rng.integers(0, 5))))
+        permutation_run(c, rng, 4 + layer)
+        c.add("CRX", (0, n - 1), weight(4))  # a differentiable multi-qubit op between runs
+        permutation_run(c, rng, 2)
+    c.rx(0, data(0))
+    assert_same(c, z_observables(n) if n > 2 else qq.z_all(n), rng)
+    assert_same(c, qq.z_all(n) + [qq.pauli("X", n - 1)], rng)  # not folded
+    d = rng.uniform(-np.pi, np.pi, size=(9, 3))
+    w = rng.uniform(-np.pi, np.pi, size=5)
+    permutation_run(c, rng, 3)  # a run at the very end, read as probabilities
+    np.testing.assert_allclose(qq.probs(c, d, w),
+                               np.concatenate([qq.probs(c, d[i:i + 1], w) for i in range(9)]),
+                               rtol=0, atol=1e-12)
 
 
 def test_deep_ten_qubit_circuit_without_checkpoints():

@@ -371,33 +371,60 @@ static void apply_step(const qode_tile_job *job, const qode_tile_step *st, doubl
     tile_apply(re, im, c->n_qubits, g);
 }
 
-/* The forward pass; stores the state before each step that has a checkpoint
- * slot when `checkpoints` is not NULL.  `cols`: work for prefix_columns,
- * left holding them. */
+/* x[j] = s[src[j]] for every amplitude j (all lanes): a permutation step. */
+SIMD_CLONES
+static void tile_gather(const double *sr, const double *si, const int32_t *src, size_t dim,
+                        double *xr, double *xi)
+{
+    for (size_t j = 0; j < dim; j++) {
+        size_t from = (size_t)src[j] * L;
+        for (int v = 0; v < NV; v++) {
+            ST(xr + j * L + 4 * v, LD(sr + from + 4 * v));
+            ST(xi + j * L + 4 * v, LD(si + from + 4 * v));
+        }
+    }
+}
+
+/* The forward pass into (re, im); stores the state before each step that has
+ * a checkpoint slot when `checkpoints` is not NULL.  `cols`: work for
+ * prefix_columns, left holding them; `other`: one more tile state, the
+ * target of permutation gathers. */
 static void forward_pass(const qode_tile_job *job, double *re, double *im, double *cols,
-                         double *checkpoints)
+                         double *checkpoints, double *other)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
     size_t plane = (size_t)L << n;
+    double *cr = re, *ci = im, *xr = other, *xi = other + plane;
     prefix_columns(job, cols);
-    product_state(re, im, n, cols);
+    product_state(cr, ci, n, cols);
     for (int32_t t = 0; t < s->main_end; t++) {
         const qode_tile_step *st = &s->steps[t];
         if (st->prefix)
             continue;
+        if (st->permutation) { /* gather into the other buffer and switch to it */
+            tile_gather(cr, ci, s->perms + st->start, (size_t)1 << n, xr, xi);
+            double *tr = cr, *ti = ci;
+            cr = xr; ci = xi; xr = tr; xi = ti;
+            continue;
+        }
         if (checkpoints != NULL && st->checkpoint >= 0) {
             double *slot = checkpoints + (size_t)st->checkpoint * 2 * plane;
-            memcpy(slot, re, sizeof(double) * plane);
-            memcpy(slot + plane, im, sizeof(double) * plane);
+            memcpy(slot, cr, sizeof(double) * plane);
+            memcpy(slot + plane, ci, sizeof(double) * plane);
         }
-        apply_step(job, st, re, im);
+        apply_step(job, st, cr, ci);
+    }
+    if (cr != re) {
+        memcpy(re, cr, sizeof(double) * plane);
+        memcpy(im, ci, sizeof(double) * plane);
     }
 }
 
 void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
 {
-    forward_pass(job, re, im, work, NULL);
+    int n = job->c->n_qubits;
+    forward_pass(job, re, im, work, NULL, work + (size_t)4 * n * L);
 }
 
 /* v[l] = <psi_l| P |psi_l> for the Pauli word (x, z). */
@@ -948,6 +975,25 @@ static void prefix_adjoint(const qode_tile_job *job, const adjoint_work *w, doub
     }
 }
 
+/* Un-applies a permutation step: lam (and without checkpoints phi) gathered
+ * with the inverse table through x; lam and x trade places. */
+static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *st,
+                                adjoint_work *w)
+{
+    int n = job->c->n_qubits;
+    size_t dim = (size_t)1 << n, plane = (size_t)L << n;
+    const int32_t *inverse = job->sched->perms + st->start + dim;
+    if (job->sched->n_checkpoints == 0) {
+        tile_gather(w->pr, w->pi, inverse, dim, w->xr, w->xi);
+        memcpy(w->pr, w->xr, sizeof(double) * plane);
+        memcpy(w->pi, w->xi, sizeof(double) * plane);
+    }
+    tile_gather(w->lr, w->li, inverse, dim, w->xr, w->xi);
+    double *tr = w->lr, *ti = w->li;
+    w->lr = w->xr; w->li = w->xi;
+    w->xr = tr; w->xi = ti;
+}
+
 void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
                        const double *grad_probs, double *work, double *grad_data,
                        double *grad_trainable)
@@ -955,7 +1001,7 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);
-    forward_pass(job, w.pr, w.pi, w.cols, s->n_checkpoints > 0 ? w.checkpoints : NULL);
+    forward_pass(job, w.pr, w.pi, w.cols, s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
     seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
     if (c->n_data > 0)
         for (int l = 0; l < job->valid; l++)
@@ -969,6 +1015,10 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
         if (st->prefix)
             continue;
         int update = t > first || s->n_prefix > 0;
+        if (st->permutation) {
+            permutation_adjoint(job, st, &w);
+            continue;
+        }
         if (st->op < 0)
             block_adjoint(job, st, &w, update, grad_data, grad_trainable);
         else

@@ -20,6 +20,8 @@
  *     such blocks together make a product state, built directly, and their
  *     gradients come from contractions of lambda with that product state;
  *   - trailing CNOT, SWAP and CZ gates are folded into Z-type observables;
+ *   - a run of CNOT, Toffoli and SWAP gates (a CNOT ring) is one permutation
+ *     of the amplitudes, applied as one gather from a precomputed table;
  *   - the adjoint stores the forward state before each remaining step that it
  *     differentiates (when they fit) instead of un-applying gates to it.
  */
@@ -44,15 +46,16 @@
  * adjoint sweep all its angles are differentiated from one reduced 2x2
  * matrix (see qode_tile_adjoint). */
 typedef struct {
-    int32_t op;        /* multi-qubit step: index of the op; block: -1 */
+    int32_t op;        /* multi-qubit step: index of the op; block and permutation: -1 */
     int32_t wire;      /* block: its wire */
-    int32_t start;     /* block: first entry in block_ops */
-    int32_t count;     /* block: number of ops */
+    int32_t start;     /* block: first entry in block_ops; permutation: its tables in perms */
+    int32_t count;     /* block: number of ops; permutation: number of gates (>= 2) */
     int32_t seg_start; /* block: first of its segments */
     int32_t seg_count;
     int32_t shared;    /* block: 1 if no op of it reads data (same for all lanes) */
     int32_t prefix;    /* block: the first step on its wire (part of the product state) */
     int32_t checkpoint; /* adjoint: slot of the stored state before this step, or -1 */
+    int32_t permutation; /* 1 for a run of permutation gates merged into one step */
 } qode_tile_step;
 
 /* A block is a product of segments: a single op that reads data (different
@@ -89,6 +92,10 @@ typedef struct {
     qode_observables obs;  /* what is read after step main_end - 1 (n_obs = 0: none) */
     uint64_t *folded_z;    /* its z masks, when folded (owned) */
     int32_t n_checkpoints; /* states the adjoint stores per tile */
+    /* permutation steps: at perms + start, 2^n source indices of the gather
+     * out[j] = in[src[j]], then 2^n of the inverse gather */
+    int32_t n_permutations;
+    int32_t *perms;
 } qode_tile_schedule;
 
 /* Builds the schedule of a validated circuit (NULL when out of memory), with

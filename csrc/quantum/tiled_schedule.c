@@ -114,7 +114,7 @@ static int build_steps(const qode_circuit *c, qode_tile_schedule *s, size_t ops)
         for (int j = 0; j < (k < c->n_ops ? nw : n); j++) {
             int w = k < c->n_ops ? c->ops[k].wires[j] : j;
             if (n_pending[w] > 0) {
-                qode_tile_step st = {-1, w, used, n_pending[w], 0, 0, 0, !touched[w], -1};
+                qode_tile_step st = {-1, w, used, n_pending[w], 0, 0, 0, !touched[w], -1, 0};
                 memcpy(s->block_ops + used, pending + (size_t)w * ops,
                        sizeof(int32_t) * n_pending[w]);
                 used += n_pending[w];
@@ -126,7 +126,7 @@ static int build_steps(const qode_circuit *c, qode_tile_schedule *s, size_t ops)
             touched[w] = 1;
         }
         if (k < c->n_ops) {
-            qode_tile_step st = {k, -1, 0, 0, 0, 0, 0, 0, -1};
+            qode_tile_step st = {k, -1, 0, 0, 0, 0, 0, 0, -1, 0};
             s->steps[s->n_steps++] = st;
         }
     }
@@ -134,6 +134,37 @@ static int build_steps(const qode_circuit *c, qode_tile_schedule *s, size_t ops)
     free(n_pending);
     free(touched);
     return 1;
+}
+
+/* Wires a step touches, as a bit mask over wire numbers. */
+static uint64_t step_wires(const qode_circuit *c, const qode_tile_step *st)
+{
+    if (st->op < 0)
+        return (uint64_t)1 << st->wire;
+    uint64_t mask = 0;
+    for (int j = 0; j < qode_gate_wires(c->ops[st->op].kind); j++)
+        mask |= (uint64_t)1 << c->ops[st->op].wires[j];
+    return mask;
+}
+
+/* Moves every block as early as it may go: right after the last step on its
+ * wire.  build_steps leaves a block where the next gate on its wire needed
+ * it, which interleaves the blocks of one layer with the CNOT ring after it;
+ * moved up, they leave the ring a contiguous run (and the one-qubit gates of
+ * the first layer all join the prefix). */
+static void hoist_blocks(const qode_circuit *c, qode_tile_schedule *s)
+{
+    for (int32_t t = 1; t < s->n_steps; t++) {
+        if (s->steps[t].op >= 0)
+            continue;
+        uint64_t wire = (uint64_t)1 << s->steps[t].wire;
+        int32_t to = t;
+        while (to > 0 && !(step_wires(c, &s->steps[to - 1]) & wire))
+            to--;
+        qode_tile_step block = s->steps[t];
+        memmove(&s->steps[to + 1], &s->steps[to], sizeof(qode_tile_step) * (size_t)(t - to));
+        s->steps[to] = block;
+    }
 }
 
 /* Trailing CNOT, SWAP and CZ gates are folded into Z-type observables:
@@ -183,6 +214,97 @@ static int fold_observables(const qode_circuit *c, const qode_observables *obs, 
     return 1;
 }
 
+static int is_permutation_gate(int kind)
+{
+    return kind == QODE_GATE_CNOT || kind == QODE_GATE_TOFFOLI || kind == QODE_GATE_SWAP;
+}
+
+/* Where op (a permutation gate) sends basis index i. */
+static uint64_t permute_index(const qode_op *op, int n, uint64_t i)
+{
+    uint64_t bit[3];
+    for (int j = 0; j < qode_gate_wires(op->kind); j++)
+        bit[j] = (uint64_t)1 << (n - 1 - op->wires[j]);
+    switch (op->kind) {
+    case QODE_GATE_CNOT:
+        return (i & bit[0]) ? i ^ bit[1] : i;
+    case QODE_GATE_TOFFOLI:
+        return ((i & bit[0]) && (i & bit[1])) ? i ^ bit[2] : i;
+    default: /* SWAP */
+        return ((i & bit[0]) != 0) != ((i & bit[1]) != 0) ? i ^ bit[0] ^ bit[1] : i;
+    }
+}
+
+/* Merges permutation gates in steps [0, main_end) into permutation steps
+ * (steps from main_end on are folded and stay as they are).  A group starts
+ * at a permutation gate and takes in every later permutation gate that can
+ * move back to it: one whose wires no step it would pass (a step not in the
+ * group) touches.  Groups of one gate stay plain steps. */
+static int merge_permutations(const qode_circuit *c, qode_tile_schedule *s)
+{
+    int n = c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    int32_t old_end = s->main_end, count = s->n_steps;
+    uint64_t all = n >= 64 ? ~(uint64_t)0 : ((uint64_t)1 << n) - 1;
+    qode_tile_step *in = malloc(sizeof(qode_tile_step) * (size_t)(count > 0 ? count : 1));
+    char *used = calloc((size_t)(count > 0 ? count : 1), 1);
+    int32_t *group = malloc(sizeof(int32_t) * (size_t)(count > 0 ? count : 1));
+    int32_t *tables = malloc(sizeof(int32_t) * 2 * dim * (size_t)(count / 2 + 1));
+    if (in == NULL || used == NULL || group == NULL || tables == NULL) {
+        free(in); free(used); free(group); free(tables);
+        return 0;
+    }
+    memcpy(in, s->steps, sizeof(qode_tile_step) * (size_t)count);
+    int32_t out = 0, n_tables = 0, new_end = 0;
+    for (int32_t t = 0; t < count; t++) {
+        if (t == old_end)
+            new_end = out;
+        if (used[t])
+            continue;
+        int is_perm = t < old_end && in[t].op >= 0 && is_permutation_gate(c->ops[in[t].op].kind);
+        int32_t size = 0;
+        if (is_perm) {
+            uint64_t blocked = 0;
+            group[size++] = t;
+            for (int32_t k = t + 1; k < old_end && blocked != all; k++) {
+                if (used[k])
+                    continue;
+                uint64_t wires = step_wires(c, &in[k]);
+                if (in[k].op >= 0 && is_permutation_gate(c->ops[in[k].op].kind) &&
+                    !(wires & blocked))
+                    group[size++] = k;
+                else
+                    blocked |= wires;
+            }
+        }
+        if (size < 2) {
+            s->steps[out++] = in[t];
+            continue;
+        }
+        int32_t *src = tables + (size_t)n_tables * 2 * dim, *inverse = src + dim;
+        for (uint64_t i = 0; i < dim; i++) { /* sigma(i): i through every gate of the group */
+            uint64_t j = i;
+            for (int32_t g = 0; g < size; g++)
+                j = permute_index(&c->ops[in[group[g]].op], n, j);
+            src[j] = (int32_t)i;
+            inverse[i] = (int32_t)j;
+        }
+        for (int32_t g = 0; g < size; g++)
+            used[group[g]] = 1;
+        qode_tile_step st = {-1, -1, n_tables * 2 * (int32_t)dim, size, 0, 0, 0, 0, -1, 1};
+        s->steps[out++] = st;
+        n_tables++;
+    }
+    s->main_end = old_end == count ? out : new_end;
+    s->n_steps = out;
+    s->n_permutations = n_tables;
+    s->perms = tables;
+    free(in);
+    free(used);
+    free(group);
+    return 1;
+}
+
 /* The adjoint reads the state before every block and every op with a
  * differentiable angle; stored in the forward pass when they fit. */
 static void assign_checkpoints(const qode_circuit *c, qode_tile_schedule *s)
@@ -190,7 +312,7 @@ static void assign_checkpoints(const qode_circuit *c, qode_tile_schedule *s)
     int32_t count = 0;
     for (int32_t t = 0; t < s->main_end; t++) {
         qode_tile_step *st = &s->steps[t];
-        int needs = !st->prefix;
+        int needs = !st->prefix && !st->permutation;
         if (st->op >= 0) {
             const qode_op *op = &c->ops[st->op];
             needs = 0;
@@ -222,13 +344,18 @@ qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
     s->segments = calloc(ops, sizeof(qode_tile_segment));
     s->grads = calloc(3 * ops, sizeof(qode_tile_shared_grad));
     if (s->steps == NULL || s->block_ops == NULL || s->segments == NULL || s->grads == NULL ||
-        !build_steps(c, s, ops) || !fold_observables(c, obs, fold, s)) {
+        !build_steps(c, s, ops)) {
+        qode_tile_schedule_free(s);
+        return NULL;
+    }
+    hoist_blocks(c, s);
+    if (!fold_observables(c, obs, fold, s) || !merge_permutations(c, s)) {
         qode_tile_schedule_free(s);
         return NULL;
     }
     int32_t n_segments = 0, n_grads = 0;
     for (int32_t t = 0; t < s->n_steps; t++) {
-        if (s->steps[t].op < 0)
+        if (s->steps[t].op < 0 && !s->steps[t].permutation)
             segments_of_block(c, prepared, with_derivatives, s, &s->steps[t], &n_segments,
                               &n_grads);
         s->n_prefix += s->steps[t].prefix;
@@ -247,6 +374,7 @@ void qode_tile_schedule_free(qode_tile_schedule *s)
     free(s->segments);
     free(s->grads);
     free(s->folded_z);
+    free(s->perms);
     free(s);
 }
 
@@ -260,6 +388,7 @@ size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
     /* per block segment and lane: V, S (8 doubles each) and up to 3 derivatives */
     size_t block = (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * QODE_TILE_LANES * 8;
     size_t prefix_columns = (size_t)4 * n * QODE_TILE_LANES;
-    size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1;
+    /* forward: the state, and the other half of a gather for permutations */
+    size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1 + (s->n_permutations > 0);
     return states * qode_tile_state_doubles(n) + block + prefix_columns;
 }
