@@ -237,12 +237,23 @@ static void segment_lanes(const qode_tile_job *job, const qode_tile_segment *seg
         for (int l = 0; l < L; l++)
             half[l] = lane_row(job, l)[seg->column] / 2;
         qode_sincos_array(half, sn, cs, L);
-        for (int k = 0; k < 8; k++)
-            for (int l = 0; l < L; l++) {
-                v->e[k][l] = cs[l] * seg->m[k] + sn[l] * seg->m_pi[k];
-                if (dv != NULL)
-                    dv->e[k][l] = 0.5 * (cs[l] * seg->m_pi[k] - sn[l] * seg->m[k]);
-            }
+        vec4 c4[NV], s4[NV];
+        for (int q = 0; q < NV; q++) {
+            c4[q] = LD(cs + 4 * q);
+            s4[q] = LD(sn + 4 * q);
+        }
+        for (int k = 0; k < 8; k++) {
+            double m0 = seg->m[k], mp = seg->m_pi[k];
+            for (int q = 0; q < NV; q++)
+                ST(v->e[k] + 4 * q, c4[q] * m0 + s4[q] * mp);
+        }
+        if (dv == NULL)
+            return;
+        for (int k = 0; k < 8; k++) {
+            double m0 = 0.5 * seg->m[k], mp = 0.5 * seg->m_pi[k];
+            for (int q = 0; q < NV; q++)
+                ST(dv->e[k] + 4 * q, c4[q] * mp - s4[q] * m0);
+        }
         return;
     }
     /* any other data op: its matrix and derivatives, lane by lane */
@@ -459,13 +470,88 @@ static void tile_pauli_expval(const double *re, const double *im, int n, uint64_
         out[l] = ny == 0 ? a[l] : ny == 1 ? -b[l] : ny == 2 ? -a[l] : b[l];
 }
 
+/* Observables whose terms are all Z words (no X or Y) and few enough are
+ * read and seeded in one pass over the state instead of one per term. */
+#define DIAG_MAX_TERMS 64
+
+static int diagonal_observables(const qode_observables *obs)
+{
+    int64_t terms = obs->term_start[obs->n_obs];
+    if (terms > DIAG_MAX_TERMS)
+        return 0;
+    for (int64_t t = 0; t < terms; t++)
+        if (obs->x_mask[t] != 0)
+            return 0;
+    return 1;
+}
+
+/* out[t * L + l] = <psi_l| Z_t |psi_l> for every term t of diagonal observables. */
+SIMD_CLONES
+static void tile_z_expvals(const double *re, const double *im, int n, const uint64_t *z,
+                           int64_t terms, double *out)
+{
+    uint64_t dim = (uint64_t)1 << n;
+    vec4 acc[DIAG_MAX_TERMS][NV];
+    for (int64_t t = 0; t < terms; t++)
+        for (int v = 0; v < NV; v++)
+            acc[t][v] = (vec4){0, 0, 0, 0};
+    for (uint64_t i = 0; i < dim; i++) {
+        vec4 p[NV];
+        for (int v = 0; v < NV; v++) {
+            vec4 a = LD(re + i * L + 4 * v), b = LD(im + i * L + 4 * v);
+            p[v] = a * a + b * b;
+        }
+        for (int64_t t = 0; t < terms; t++) {
+            double sign = __builtin_parityll(i & z[t]) ? -1.0 : 1.0;
+            for (int v = 0; v < NV; v++)
+                acc[t][v] += sign * p[v];
+        }
+    }
+    for (int64_t t = 0; t < terms; t++)
+        for (int v = 0; v < NV; v++)
+            ST(out + t * L + 4 * v, acc[t][v]);
+}
+
+/* lam_i = psi_i sum_t w_t (-1)^{popcount(i & z_t)} per lane: the adjoint seed
+ * of diagonal observables, w[t * L + l] the upstream weight of term t. */
+SIMD_CLONES
+static void tile_z_seed(double *lr, double *li, const double *re, const double *im, int n,
+                        const uint64_t *z, int64_t terms, const double *w)
+{
+    uint64_t dim = (uint64_t)1 << n;
+    for (uint64_t i = 0; i < dim; i++) {
+        vec4 s[NV];
+        for (int v = 0; v < NV; v++)
+            s[v] = (vec4){0, 0, 0, 0};
+        for (int64_t t = 0; t < terms; t++) {
+            double sign = __builtin_parityll(i & z[t]) ? -1.0 : 1.0;
+            for (int v = 0; v < NV; v++)
+                s[v] += sign * LD(w + t * L + 4 * v);
+        }
+        for (int v = 0; v < NV; v++) {
+            ST(lr + i * L + 4 * v, s[v] * LD(re + i * L + 4 * v));
+            ST(li + i * L + 4 * v, s[v] * LD(im + i * L + 4 * v));
+        }
+    }
+}
+
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
                        double *expval, double *probs, void *states, qode_dtype dtype)
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
     const qode_observables *obs = &job->sched->obs;
-    if (expval != NULL && obs->n_obs > 0) {
+    if (expval != NULL && obs->n_obs > 0 && diagonal_observables(obs)) {
+        double v[DIAG_MAX_TERMS * L];
+        tile_z_expvals(re, im, n, obs->z_mask, obs->term_start[obs->n_obs], v);
+        for (int32_t k = 0; k < obs->n_obs; k++)
+            for (int l = 0; l < job->valid; l++) {
+                double total = 0.0;
+                for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
+                    total += obs->coeff[t] * v[t * L + l];
+                expval[(size_t)(job->b0 + l) * obs->n_obs + k] = total;
+            }
+    } else if (expval != NULL && obs->n_obs > 0) {
         double v[L];
         for (int32_t k = 0; k < obs->n_obs; k++) {
             double total[L] = {0};
@@ -631,7 +717,16 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     const qode_observables *obs = &job->sched->obs;
     memset(lr, 0, sizeof(double) * dim * L);
     memset(li, 0, sizeof(double) * dim * L);
-    if (obs->n_obs > 0 && grad_expval != NULL) {
+    if (obs->n_obs > 0 && grad_expval != NULL && diagonal_observables(obs)) {
+        double w[DIAG_MAX_TERMS * L];
+        for (int32_t k = 0; k < obs->n_obs; k++)
+            for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
+                for (int l = 0; l < L; l++)
+                    w[t * L + l] = l < job->valid ? grad_expval[(size_t)(job->b0 + l) * obs->n_obs + k] *
+                                                        obs->coeff[t]
+                                                  : 0.0;
+        tile_z_seed(lr, li, re, im, n, obs->z_mask, obs->term_start[obs->n_obs], w);
+    } else if (obs->n_obs > 0 && grad_expval != NULL) {
         for (int32_t k = 0; k < obs->n_obs; k++) {
             for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++) {
                 double wr[L], wi[L];
