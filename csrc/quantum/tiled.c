@@ -3,7 +3,17 @@
  * Every kernel copies the lanes of the amplitudes it reads into small local
  * arrays first, computes, then writes back: the loops over lanes then have no
  * possible aliasing and vectorise.  The kernels are compiled twice (AVX2/FMA
- * and baseline x86-64) and the right one is picked when the library loads. */
+ * and baseline x86-64) and the right one is picked when the library loads.
+ *
+ * The build uses -std=c11, under which GCC never fuses a * b + c into one
+ * fused multiply-add; the solver relies on that to round exactly as torch
+ * does.  The amplitude arithmetic here has no such contract, and the fused
+ * form is both faster (half the floating-point instructions) and at least as
+ * accurate, so this file alone allows it.  It must come before the includes
+ * so that the inline helpers they define are compiled the same way. */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -54,7 +64,40 @@ static inline uint64_t spread(uint64_t k, const int *pos, int np)
 
 /* ---- gate application ----------------------------------------------------- */
 
-/* 2x2 (per lane) on the pairs (i, i + 2^target) with every control bit set. */
+/* The pairs loop of tile_pairs for lane vector v; `real` is a constant at
+ * each call, so each variant compiles to its own loop. */
+static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_t count,
+                                                 const int *pos, int np, uint64_t ctrl,
+                                                 uint64_t stride, const lane_matrix *m, int v,
+                                                 int real)
+{
+    vec4 mr[4], mi[4];
+    for (int k = 0; k < 4; k++) {
+        mr[k] = LD(m->r[k] + 4 * v);
+        mi[k] = LD(m->i[k] + 4 * v);
+    }
+    for (uint64_t k = 0; k < count; k++) {
+        uint64_t i0 = spread(k, pos, np) | ctrl, i1 = i0 + stride;
+        size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
+        vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
+        vec4 cr = mr[0] * ar + mr[1] * br, ci = mr[0] * ai + mr[1] * bi;
+        vec4 dr = mr[2] * ar + mr[3] * br, di = mr[2] * ai + mr[3] * bi;
+        if (!real) {
+            cr = cr - mi[0] * ai - mi[1] * bi;
+            ci = ci + mi[0] * ar + mi[1] * br;
+            dr = dr - mi[2] * ai - mi[3] * bi;
+            di = di + mi[2] * ar + mi[3] * br;
+        }
+        ST(re + o0, cr);
+        ST(im + o0, ci);
+        ST(re + o1, dr);
+        ST(im + o1, di);
+    }
+}
+
+/* 2x2 (per lane) on the pairs (i, i + 2^target) with every control bit set.
+ * One vector of lanes at a time: its 8 matrix registers, 4 inputs and the
+ * products fit the 16 vector registers (all NV at once would spill). */
 SIMD_CLONES
 static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
                        const lane_matrix *m, int real_matrix)
@@ -62,29 +105,11 @@ static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
     int pos[4];
     int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
-    vec4 mr[4][NV], mi[4][NV];
-    for (int k = 0; k < 4; k++)
-        for (int v = 0; v < NV; v++) {
-            mr[k][v] = LD(m->r[k] + 4 * v);
-            mi[k][v] = LD(m->i[k] + 4 * v);
-        }
-    for (uint64_t k = 0; k < count; k++) {
-        uint64_t i0 = spread(k, pos, np) | g->ctrl_mask, i1 = i0 + stride;
-        for (int v = 0; v < NV; v++) {
-            size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
-            vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
-            if (real_matrix) {
-                ST(re + o0, mr[0][v] * ar + mr[1][v] * br);
-                ST(im + o0, mr[0][v] * ai + mr[1][v] * bi);
-                ST(re + o1, mr[2][v] * ar + mr[3][v] * br);
-                ST(im + o1, mr[2][v] * ai + mr[3][v] * bi);
-            } else {
-                ST(re + o0, mr[0][v] * ar - mi[0][v] * ai + mr[1][v] * br - mi[1][v] * bi);
-                ST(im + o0, mr[0][v] * ai + mi[0][v] * ar + mr[1][v] * bi + mi[1][v] * br);
-                ST(re + o1, mr[2][v] * ar - mi[2][v] * ai + mr[3][v] * br - mi[3][v] * bi);
-                ST(im + o1, mr[2][v] * ai + mi[2][v] * ar + mr[3][v] * bi + mi[3][v] * br);
-            }
-        }
+    for (int v = 0; v < NV; v++) {
+        if (real_matrix)
+            pairs_lane_vector(re, im, count, pos, np, g->ctrl_mask, stride, m, v, 1);
+        else
+            pairs_lane_vector(re, im, count, pos, np, g->ctrl_mask, stride, m, v, 0);
     }
 }
 
@@ -757,39 +782,60 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     }
 }
 
-/* R[b][a] = sum over pairs of phi_b conj(lam_a) per lane (b, a: the value of
- * the target bit), the reduced 2x2 matrix from which <lam| (1 x D) |phi> =
- * sum_ab D_ab R[b][a] follows for any 2x2 D on that wire. */
-SIMD_CLONES
-static void tile_reduced(const double *lr, const double *li, const double *re, const double *im,
-                         int n, int target, lane2 *out)
+/* The loop of tile_reduced for lane vector v; `update` (a constant at each
+ * call) also applies m to lam in the same pass, after reading it. */
+static QODE_ALWAYS_INLINE void reduced_lane_vector(double *lr, double *li, const double *re,
+                                                   const double *im, uint64_t dim,
+                                                   uint64_t stride, const lane2 *m, int v,
+                                                   int update, lane2 *out)
 {
-    uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << target;
-    vec4 acc[8][NV];
+    vec4 acc[8];
     for (int k = 0; k < 8; k++)
-        for (int v = 0; v < NV; v++)
-            acc[k][v] = (vec4){0, 0, 0, 0};
+        acc[k] = (vec4){0, 0, 0, 0};
     for (uint64_t base = 0; base < dim; base += 2 * stride) {
         for (uint64_t i = base; i < base + stride; i++) {
-            size_t o[2] = {i * L, (i + stride) * L};
-            for (int v = 0; v < NV; v++) {
-                vec4 pr[2], pi[2], xr[2], xi[2];
-                for (int b = 0; b < 2; b++) {
-                    pr[b] = LD(re + o[b] + 4 * v); pi[b] = LD(im + o[b] + 4 * v);
-                    xr[b] = LD(lr + o[b] + 4 * v); xi[b] = LD(li + o[b] + 4 * v);
+            size_t o[2] = {i * L + 4 * v, (i + stride) * L + 4 * v};
+            vec4 pr[2], pi[2], xr[2], xi[2];
+            for (int b = 0; b < 2; b++) {
+                pr[b] = LD(re + o[b]); pi[b] = LD(im + o[b]);
+                xr[b] = LD(lr + o[b]); xi[b] = LD(li + o[b]);
+            }
+            for (int b = 0; b < 2; b++)
+                for (int a = 0; a < 2; a++) {
+                    /* phi_b conj(lam_a) */
+                    acc[2 * (2 * b + a)] += pr[b] * xr[a] + pi[b] * xi[a];
+                    acc[2 * (2 * b + a) + 1] += pi[b] * xr[a] - pr[b] * xi[a];
                 }
-                for (int b = 0; b < 2; b++)
-                    for (int a = 0; a < 2; a++) {
-                        /* phi_b conj(lam_a) */
-                        acc[2 * (2 * b + a)][v] += pr[b] * xr[a] + pi[b] * xi[a];
-                        acc[2 * (2 * b + a) + 1][v] += pi[b] * xr[a] - pr[b] * xi[a];
-                    }
+            if (!update)
+                continue;
+            for (int r = 0; r < 2; r++) { /* lam_r <- m_r0 lam_0 + m_r1 lam_1 */
+                vec4 m0r = LD(m->e[4 * r] + 4 * v), m0i = LD(m->e[4 * r + 1] + 4 * v);
+                vec4 m1r = LD(m->e[4 * r + 2] + 4 * v), m1i = LD(m->e[4 * r + 3] + 4 * v);
+                ST(lr + o[r], m0r * xr[0] - m0i * xi[0] + m1r * xr[1] - m1i * xi[1]);
+                ST(li + o[r], m0r * xi[0] + m0i * xr[0] + m1r * xi[1] + m1i * xr[1]);
             }
         }
     }
     for (int k = 0; k < 8; k++)
-        for (int v = 0; v < NV; v++)
-            ST(out->e[k] + 4 * v, acc[k][v]);
+        ST(out->e[k] + 4 * v, acc[k]);
+}
+
+/* R[b][a] = sum over pairs of phi_b conj(lam_a) per lane (b, a: the value of
+ * the target bit), the reduced 2x2 matrix from which <lam| (1 x D) |phi> =
+ * sum_ab D_ab R[b][a] follows for any 2x2 D on that wire.  With `update`
+ * not NULL, lam <- update lam on that wire afterwards, fused into the same
+ * pass over the state. */
+SIMD_CLONES
+static void tile_reduced(double *lr, double *li, const double *re, const double *im, int n,
+                         int target, const lane2 *update, lane2 *out)
+{
+    uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << target;
+    for (int v = 0; v < NV; v++) {
+        if (update != NULL)
+            reduced_lane_vector(lr, li, re, im, dim, stride, update, v, 1, out);
+        else
+            reduced_lane_vector(lr, li, re, im, dim, stride, NULL, v, 0, out);
+    }
 }
 
 static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int l, double value,
@@ -950,10 +996,9 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     block_lane_matrices(job, st, &bm, &inv);
     const double *phr, *phi;
     state_before(job, st, w, &inv, &phr, &phi);
-    tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, &red);
+    tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
+                 &red);
     block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
-    if (update_lambda)
-        apply_lane_2x2(w->lr, w->li, job->c, st->wire, &inv);
 }
 
 /* The adjoint step of a multi-qubit op. */
