@@ -46,14 +46,6 @@ static QODE_ALWAYS_INLINE void lane2_mul(const lane2 *a, const lane2 *b, lane2 *
         }
 }
 
-/* a <- m a */
-static QODE_ALWAYS_INLINE void lane2_lmul(const lane2 *m, lane2 *a)
-{
-    lane2 tmp;
-    lane2_mul(m, a, &tmp);
-    *a = tmp;
-}
-
 static QODE_ALWAYS_INLINE void lane2_dagger(const lane2 *a, lane2 *out)
 {
     static const int from[4] = {0, 2, 1, 3}; /* entry (r, c) of a^+ is conj a(c, r) */

@@ -310,11 +310,18 @@ SIMD_CLONES
 static void block_product(const qode_tile_job *job, const qode_tile_step *st, lane2 *out)
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    segment_lanes(job, &segs[0], out, NULL);
-    for (int32_t j = 1; j < st->seg_count; j++) {
-        lane2 v;
+    int32_t m = st->seg_count;
+    if (m == 1) {
+        segment_lanes(job, &segs[0], out, NULL);
+        return;
+    }
+    /* partial products in two buffers, the last one straight into out (a
+     * copy of a lane2 is 512 bytes, slower than a product) */
+    lane2 partial[2], v;
+    segment_lanes(job, &segs[0], &partial[0], NULL);
+    for (int32_t j = 1; j < m; j++) {
         segment_lanes(job, &segs[j], &v, NULL);
-        lane2_lmul(&v, out);
+        lane2_mul(&v, &partial[(j - 1) & 1], j == m - 1 ? out : &partial[j & 1]);
     }
 }
 
@@ -894,23 +901,27 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
     const qode_circuit *c = job->c;
     int m = st->seg_count;
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    lane2 pr = *red; /* P_j R, updated as j grows */
+    /* P_j R, updated as j grows, in two buffers (no 512-byte copies) */
+    lane2 partial[2], qbuf;
+    const lane2 *pr = red;
     for (int j = 0; j < m; j++) {
         const qode_tile_segment *seg = &segs[j];
-        if (j > 0)
-            lane2_lmul(&bm->v[j - 1], &pr);
+        if (j > 0) {
+            lane2_mul(&bm->v[j - 1], pr, &partial[j & 1]);
+            pr = &partial[j & 1];
+        }
         if (seg->data_op < 0 && seg->grad_count == 0)
             continue;
-        lane2 q;
-        if (j < m - 1)
-            lane2_mul(&pr, &bm->suffix[j], &q);
-        else
-            q = pr;
+        const lane2 *q = pr;
+        if (j < m - 1) {
+            lane2_mul(pr, &bm->suffix[j], &qbuf);
+            q = &qbuf;
+        }
         if (seg->data_op < 0) {
             double qsum[8] = {0};
             for (int k = 0; k < 8; k++)
                 for (int l = 0; l < job->valid; l++)
-                    qsum[k] += q.e[k][l];
+                    qsum[k] += q->e[k][l];
             for (int32_t k = 0; k < seg->grad_count; k++) {
                 const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
                 grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, qsum);
@@ -923,7 +934,7 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
             if (r->source == QODE_PARAM_CONSTANT)
                 continue;
             double t[L];
-            lane2_trace_re(&bm->dv[3 * j + k], &q, t);
+            lane2_trace_re(&bm->dv[3 * j + k], q, t);
             for (int l = 0; l < job->valid; l++)
                 add_gradient(job, r, l, 2.0 * t[l], grad_data, grad_trainable);
         }
