@@ -37,11 +37,16 @@ warnings.filterwarnings("ignore")
 import qode.quantum as qq  # noqa: E402
 
 
-def median_time(fn, repeats: int, warmup: int = 1) -> float:
+def median_time(fn, repeats: int, warmup: int = 1, min_total: float = 0.5) -> float:
+    """Median wall time of fn over at least `repeats` calls and `min_total` seconds.
+
+    A call of a millisecond or less is timed many times, so that a few calls
+    slowed down by other work on a shared machine do not decide the median.
+    """
     for _ in range(warmup):
         fn()
     times = []
-    for _ in range(repeats):
+    while len(times) < repeats or sum(times) < min_total:
         start = time.perf_counter()
         fn()
         times.append(time.perf_counter() - start)
