@@ -171,11 +171,17 @@ fail:
     return -1;
 }
 
-/* Physical memory of this machine in bytes (0 if unknown). */
+/* Physical memory of this machine in bytes (0 if unknown).  Asked once: the
+ * query is a system call, noticeable next to a small batch of circuits (the
+ * GIL is held here, so the cache needs no lock). */
 static double physical_memory(void)
 {
-    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
-    return (pages > 0 && page > 0) ? (double)pages * (double)page : 0.0;
+    static double bytes = -1.0;
+    if (bytes < 0.0) {
+        long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGE_SIZE);
+        bytes = (pages > 0 && page > 0) ? (double)pages * (double)page : 0.0;
+    }
+    return bytes;
 }
 
 /* A new (batch, 2^n) complex array, or a MemoryError naming the bytes. */

@@ -11,6 +11,10 @@
 
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
 {
+    /* small work first: asking the system for its CPU count reads a file,
+     * which costs more than simulating a few small circuits */
+    if ((double)batch * work_per_item < QODE_PARALLEL_MIN_WORK)
+        return 1;
     int n = requested;
     if (n <= 0) {
         long cpus = sysconf(_SC_NPROCESSORS_ONLN);
@@ -18,8 +22,6 @@ int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
     }
     if (n > QODE_MAX_THREADS)
         n = QODE_MAX_THREADS;
-    if ((double)batch * work_per_item < QODE_PARALLEL_MIN_WORK)
-        n = 1;
     if (n > batch)
         n = batch < 1 ? 1 : (int)batch;
     return n;
