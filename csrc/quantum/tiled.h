@@ -12,9 +12,11 @@
  * dtypes; complex64 results are rounded when stored.
  *
  * Used by simulate.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and
- * the batch has more than one circuit.
+ * the batch has more than one circuit.  tiled_schedule.c plans the steps,
+ * tiled.c runs them (forward, read-outs, adjoint) with the state passes of
+ * tile_kernels.c.
  *
- * Three shortcuts make a variational circuit cheap (tiled_schedule.c):
+ * Four shortcuts make a variational circuit cheap (tiled_schedule.c):
  *   - the product-state prefix: a block that is the first step on its wire
  *     acts on |0>, commutes with every earlier step and can run first; all
  *     such blocks together make a product state, built directly, and their
