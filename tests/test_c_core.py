@@ -129,3 +129,28 @@ def test_c_program(source: Path, gcc: str, core_objects: list[Path], sanitizer_e
     assert result.returncode == 0, context
     assert summary is not None and summary.group(2) == "0", context
     assert int(summary.group(1)) > 0, context
+
+
+def _fma_flags() -> list[str]:
+    """The instruction set the core's AVX2/FMA clones use, where this CPU has it."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as handle:
+            flags = handle.read().split()
+    except OSError:
+        return []
+    return ["-march=x86-64-v3"] if {"avx2", "fma"} <= set(flags) else []
+
+
+def test_fast_sincos_built_as_the_tiled_path(gcc: str, tmp_path: Path) -> None:
+    """tiled.c compiles fast_sincos.h with fused multiply-adds at -O3, which the
+    sanitizer build (-O1, no contraction) does not exercise: check that build."""
+    source = ROOT / "tests" / "c" / "test_fast_math.c"
+    exe = tmp_path / "test_fast_sincos_contracted"
+    build = _run([gcc, "-std=c11", "-O3", "-ffp-contract=fast", *_fma_flags(),
+                  "-DQODE_FAST_MATH_CONTRACTED", f"-I{CSRC}", str(source), "-o", str(exe), "-lm"])
+    assert build.returncode == 0, build.stdout
+    result = _run([str(exe)], timeout=RUN_TIMEOUT_S)
+    lines = result.stdout.strip().splitlines()
+    summary = SUMMARY.match(lines[-1] if lines else "")
+    assert result.returncode == 0 and summary is not None and summary.group(2) == "0", result.stdout
+    assert int(summary.group(1)) > 0, result.stdout
