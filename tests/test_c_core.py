@@ -120,12 +120,16 @@ def test_c_program(source: Path, gcc: str, core_objects: list[Path], sanitizer_e
     assert build.returncode == 0, f"compiling {source.name} failed:\n{build.stdout}"
 
     result = _run([str(exe)], env=sanitizer_env, timeout=RUN_TIMEOUT_S)
+    _assert_all_checks_passed(result, f"{source.name} "
+                              f"(ASAN_OPTIONS={sanitizer_env['ASAN_OPTIONS']})")
+
+
+def _assert_all_checks_passed(result: subprocess.CompletedProcess, what: str) -> None:
+    """Exit status 0 and a last line "N passed, 0 failed" with N > 0."""
     output = result.stdout
     lines = output.strip().splitlines()
-    last = lines[-1] if lines else ""
-    summary = SUMMARY.match(last)
-    context = (f"{source.name} exited with {result.returncode} "
-               f"(ASAN_OPTIONS={sanitizer_env['ASAN_OPTIONS']}); output:\n{output}")
+    summary = SUMMARY.match(lines[-1] if lines else "")
+    context = f"{what} exited with {result.returncode}; output:\n{output}"
     assert result.returncode == 0, context
     assert summary is not None and summary.group(2) == "0", context
     assert int(summary.group(1)) > 0, context
@@ -149,8 +153,5 @@ def test_fast_sincos_built_as_the_tiled_path(gcc: str, tmp_path: Path) -> None:
     build = _run([gcc, "-std=c11", "-O3", "-ffp-contract=fast", *_fma_flags(),
                   "-DQODE_FAST_MATH_CONTRACTED", f"-I{CSRC}", str(source), "-o", str(exe), "-lm"])
     assert build.returncode == 0, build.stdout
-    result = _run([str(exe)], timeout=RUN_TIMEOUT_S)
-    lines = result.stdout.strip().splitlines()
-    summary = SUMMARY.match(lines[-1] if lines else "")
-    assert result.returncode == 0 and summary is not None and summary.group(2) == "0", result.stdout
-    assert int(summary.group(1)) > 0, result.stdout
+    _assert_all_checks_passed(_run([str(exe)], timeout=RUN_TIMEOUT_S),
+                              "test_fast_math.c built with contraction")

@@ -48,11 +48,38 @@ static inline uint64_t spread(uint64_t k, const int *pos, int np)
     return k;
 }
 
+/* A 2x2 matrix per lane as rows of L lanes: entry k (row-major) has real
+ * parts r[k][0..L) and imaginary parts i[k][0..L).  Both lane_matrix and
+ * lane2 hold one; this points into either without copying. */
+typedef struct {
+    const double *r[4];
+    const double *i[4];
+} pair_rows;
+
+static pair_rows rows_of_lane_matrix(const lane_matrix *m)
+{
+    pair_rows p;
+    for (int k = 0; k < 4; k++) {
+        p.r[k] = m->r[k];
+        p.i[k] = m->i[k];
+    }
+    return p;
+}
+
+static int rows_real(const pair_rows *m)
+{
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < L; l++)
+            if (m->i[k][l] != 0.0)
+                return 0;
+    return 1;
+}
+
 /* The pairs loop of tile_pairs for lane vector v; `real` is a constant at
  * each call, so each variant compiles to its own loop. */
 static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_t count,
                                                  const int *pos, int np, uint64_t ctrl,
-                                                 uint64_t stride, const lane_matrix *m, int v,
+                                                 uint64_t stride, const pair_rows *m, int v,
                                                  int real)
 {
     vec4 mr[4], mi[4];
@@ -84,11 +111,12 @@ static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_
  * products fit the 16 vector registers (all NV at once would spill). */
 SIMD_CLONES
 static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
-                       const lane_matrix *m, int real_matrix)
+                       const pair_rows *m)
 {
     int pos[4];
     int np = qode_gate_fixed_positions(g, pos);
     uint64_t stride = (uint64_t)1 << g->target, count = ((uint64_t)1 << n) >> np;
+    int real_matrix = rows_real(m);
     for (int v = 0; v < NV; v++) {
         if (real_matrix)
             pairs_lane_vector(re, im, count, pos, np, g->ctrl_mask, stride, m, v, 1);
@@ -175,15 +203,6 @@ static void tile_dense2(double *re, double *im, int n, const qode_gate_matrix *g
     }
 }
 
-static int all_imag_zero(const lane_matrix *m, int entries)
-{
-    for (int k = 0; k < entries; k++)
-        for (int l = 0; l < L; l++)
-            if (m->i[k][l] != 0.0)
-                return 0;
-    return 1;
-}
-
 void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *const *g)
 {
     lane_matrix m;
@@ -200,10 +219,12 @@ void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *cons
         return;
     }
     case QODE_FORM_DENSE1:
-    case QODE_FORM_CTRL1:
+    case QODE_FORM_CTRL1: {
         load_lanes(g, 4, &m);
-        tile_pairs(re, im, n, g[0], &m, all_imag_zero(&m, 4));
+        pair_rows rows = rows_of_lane_matrix(&m);
+        tile_pairs(re, im, n, g[0], &rows);
         return;
+    }
     case QODE_FORM_DENSE2:
         load_lanes(g, 16, &m);
         tile_dense2(re, im, n, g[0], &m);
@@ -218,13 +239,12 @@ void qode_tile_apply_2x2(double *re, double *im, int n, int target, const lane2 
     geometry.target = target;
     geometry.target2 = -1;
     geometry.ctrl_mask = 0;
-    lane_matrix m;
-    for (int k = 0; k < 4; k++)
-        for (int l = 0; l < L; l++) {
-            m.r[k][l] = mats->e[2 * k][l];
-            m.i[k][l] = mats->e[2 * k + 1][l];
-        }
-    tile_pairs(re, im, n, &geometry, &m, all_imag_zero(&m, 4));
+    pair_rows rows;
+    for (int k = 0; k < 4; k++) {
+        rows.r[k] = mats->e[2 * k];
+        rows.i[k] = mats->e[2 * k + 1];
+    }
+    tile_pairs(re, im, n, &geometry, &rows);
 }
 
 SIMD_CLONES

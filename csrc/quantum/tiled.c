@@ -93,14 +93,10 @@ static void block_product(const qode_tile_job *job, const qode_tile_step *st, la
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     int32_t m = st->seg_count;
-    if (m == 1) {
-        segment_lanes(job, &segs[0], out, NULL);
-        return;
-    }
     /* partial products in two buffers, the last one straight into out (a
      * copy of a lane2 is 512 bytes, slower than a product) */
     lane2 partial[2], v;
-    segment_lanes(job, &segs[0], &partial[0], NULL);
+    segment_lanes(job, &segs[0], m == 1 ? out : &partial[0], NULL);
     for (int32_t j = 1; j < m; j++) {
         segment_lanes(job, &segs[j], &v, NULL);
         lane2_mul(&v, &partial[(j - 1) & 1], j == m - 1 ? out : &partial[j & 1]);
