@@ -13,122 +13,14 @@
 #include <string.h>
 
 #include "common/simd.h"
-#include "common/fast_sincos.h"
 #include "quantum/lane2.h"
 #include "quantum/mat2.h"
 #include "quantum/tile_kernels.h"
 #include "quantum/tiled.h"
+#include "quantum/tiled_blocks.h"
+#include "quantum/tiled_prefix.h"
 
 /* ---- forward and read-outs ------------------------------------------------- */
-
-static const double *lane_row(const qode_tile_job *job, int l)
-{
-    if (job->c->n_data == 0)
-        return NULL;
-    int64_t b = job->b0 + (l < job->valid ? l : 0);
-    return job->data + (size_t)b * job->c->n_data;
-}
-
-/* The matrices of segment `seg` in every lane (and, when dv != NULL, the
- * derivatives of a data op with respect to each of its angles). */
-SIMD_CLONES
-static void segment_lanes(const qode_tile_job *job, const qode_tile_segment *seg, lane2 *v,
-                          lane2 *dv)
-{
-    if (seg->data_op < 0) {
-        lane2_broadcast(seg->m, v);
-        return;
-    }
-    if (seg->rotation) { /* U = c U(0) + s U(pi), dU/dt = (c U(pi) - s U(0)) / 2, c, s of t/2 */
-        double half[L], sn[L], cs[L];
-        for (int l = 0; l < L; l++)
-            half[l] = lane_row(job, l)[seg->column] / 2;
-        qode_sincos_array(half, sn, cs, L);
-        vec4 c4[NV], s4[NV];
-        for (int q = 0; q < NV; q++) {
-            c4[q] = LD(cs + 4 * q);
-            s4[q] = LD(sn + 4 * q);
-        }
-        for (int k = 0; k < 8; k++) {
-            double m0 = seg->m[k], mp = seg->m_pi[k];
-            for (int q = 0; q < NV; q++)
-                ST(v->e[k] + 4 * q, c4[q] * m0 + s4[q] * mp);
-        }
-        if (dv == NULL)
-            return;
-        for (int k = 0; k < 8; k++) {
-            double m0 = 0.5 * seg->m[k], mp = 0.5 * seg->m_pi[k];
-            for (int q = 0; q < NV; q++)
-                ST(dv->e[k] + 4 * q, c4[q] * mp - s4[q] * m0);
-        }
-        return;
-    }
-    /* any other data op: its matrix and derivatives, lane by lane */
-    const qode_circuit *c = job->c;
-    const qode_op *op = &c->ops[seg->data_op];
-    for (int l = 0; l < L; l++) {
-        qode_prepared_gate scratch;
-        double m[8];
-        const qode_prepared_gate *pg = qode_prepared_op(c, job->prepared, seg->data_op,
-                                                        lane_row(job, l), job->trainable,
-                                                        dv != NULL, &scratch);
-        mat2_of_gate(&pg->forward, m);
-        for (int k = 0; k < 8; k++)
-            v->e[k][l] = m[k];
-        if (dv == NULL)
-            continue;
-        for (int p = 0; p < qode_gate_params(op->kind); p++) {
-            if (c->refs[op->param_start + p].source == QODE_PARAM_CONSTANT)
-                continue;
-            mat2_of_gate(&pg->derivative[p], m);
-            for (int k = 0; k < 8; k++)
-                dv[p].e[k][l] = m[k];
-        }
-    }
-}
-
-/* The product of a block's segments in every lane. */
-SIMD_CLONES
-static void block_product(const qode_tile_job *job, const qode_tile_step *st, lane2 *out)
-{
-    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    int32_t m = st->seg_count;
-    /* partial products in two buffers, the last one straight into out (a
-     * copy of a lane2 is 512 bytes, slower than a product) */
-    lane2 partial[2], v;
-    segment_lanes(job, &segs[0], m == 1 ? out : &partial[0], NULL);
-    for (int32_t j = 1; j < m; j++) {
-        segment_lanes(job, &segs[j], &v, NULL);
-        lane2_mul(&v, &partial[(j - 1) & 1], j == m - 1 ? out : &partial[j & 1]);
-    }
-}
-
-/* The prefix column of every wire, cols[(4 * w + k) * L + l]: B_w |0> =
- * (k = 0, 1: re, im of amplitude 0; k = 2, 3: of amplitude 1) for lane l,
- * with B_w the wire's prefix block, or |0> for a wire without one. */
-static void prefix_columns(const qode_tile_job *job, double *cols)
-{
-    const qode_tile_schedule *s = job->sched;
-    int n = job->c->n_qubits;
-    for (int w = 0; w < n; w++)
-        for (int l = 0; l < L; l++) {
-            cols[(4 * w + 0) * L + l] = 1.0;
-            cols[(4 * w + 1) * L + l] = 0.0;
-            cols[(4 * w + 2) * L + l] = 0.0;
-            cols[(4 * w + 3) * L + l] = 0.0;
-        }
-    for (int32_t t = 0; t < s->main_end; t++) {
-        const qode_tile_step *st = &s->steps[t];
-        if (!st->prefix)
-            continue;
-        lane2 b;
-        block_product(job, st, &b);
-        static const int entry[4] = {0, 1, 4, 5}; /* column 0: (0,0) and (1,0) */
-        for (int k = 0; k < 4; k++)
-            for (int l = 0; l < L; l++)
-                cols[(4 * st->wire + k) * L + l] = b.e[entry[k]][l];
-    }
-}
 
 /* Applies step t of the schedule (not a prefix block) to the tile. */
 static void apply_step(const qode_tile_job *job, const qode_tile_step *st, double *re,
@@ -137,21 +29,21 @@ static void apply_step(const qode_tile_job *job, const qode_tile_step *st, doubl
     const qode_circuit *c = job->c;
     if (st->op < 0) {
         lane2 mats;
-        block_product(job, st, &mats);
+        qode_tile_block_product(job, st, &mats);
         qode_tile_apply_2x2(re, im, c->n_qubits, c->n_qubits - 1 - st->wire, &mats);
         return;
     }
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
-        g[l] = &qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable, 0,
+        g[l] = &qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l), job->trainable, 0,
                                  &scratch[l])->forward;
     qode_tile_apply(re, im, c->n_qubits, g);
 }
 
 /* The forward pass into (re, im); stores the state before each step that has
  * a checkpoint slot when `checkpoints` is not NULL.  `cols`: work for
- * prefix_columns, left holding them; `other`: one more tile state, the
+ * qode_tile_prefix_columns, left holding them; `other`: one more tile state, the
  * target of permutation gathers. */
 static void forward_pass(const qode_tile_job *job, double *re, double *im, double *cols,
                          double *checkpoints, double *other)
@@ -160,7 +52,7 @@ static void forward_pass(const qode_tile_job *job, double *re, double *im, doubl
     int n = job->c->n_qubits;
     size_t plane = (size_t)L << n;
     double *cr = re, *ci = im, *xr = other, *xi = other + plane;
-    prefix_columns(job, cols);
+    qode_tile_prefix_columns(job, cols);
     qode_tile_product_state(cr, ci, n, cols);
     for (int32_t t = 0; t < s->main_end; t++) {
         const qode_tile_step *st = &s->steps[t];
@@ -311,102 +203,6 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     }
 }
 
-static void add_gradient(const qode_tile_job *job, const qode_param_ref *r, int l, double value,
-                         double *grad_data, double *grad_trainable)
-{
-    if (r->source == QODE_PARAM_DATA)
-        grad_data[(size_t)(job->b0 + l) * job->c->n_data + r->index] += value;
-    else
-        grad_trainable[r->index] += value;
-}
-
-/* The per-lane 2x2 matrices of a fused block B = V_{m-1} ... V_0 (its
- * segments): V_s, the suffixes S_s = V_{m-1} ... V_{s+1}, and the
- * derivatives dV_s of data ops (3 per segment, one per angle). */
-typedef struct {
-    lane2 *v;
-    lane2 *suffix;
-    lane2 *dv;
-} block_mats;
-
-static block_mats block_scratch(const qode_tile_step *st, double *scratch)
-{
-    size_t m = (size_t)st->seg_count;
-    lane2 *base = (lane2 *)(void *)scratch;
-    block_mats b = {base, base + m, base + 2 * m};
-    return b;
-}
-
-/* Fills bm for block st and returns B^+ in inv. */
-SIMD_CLONES
-static void block_lane_matrices(const qode_tile_job *job, const qode_tile_step *st,
-                                const block_mats *bm, lane2 *inv)
-{
-    int m = st->seg_count;
-    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    for (int j = 0; j < m; j++)
-        segment_lanes(job, &segs[j], &bm->v[j], &bm->dv[3 * j]);
-    lane2_identity(&bm->suffix[m - 1]);
-    for (int j = m - 2; j >= 0; j--)
-        lane2_mul(&bm->suffix[j + 1], &bm->v[j + 1], &bm->suffix[j]);
-    lane2 b;
-    lane2_mul(&bm->suffix[0], &bm->v[0], &b); /* B = S_0 V_0 */
-    lane2_dagger(&b, inv);
-}
-
-/* The gradients of a block's angles from R, the per-lane reduced matrix of
- * (phi before the block, lam after it): with Q_s = P_s R S_s
- * (P_s = V_{s-1} ... V_0),
- *   an angle of a data op V_s:      2 Re Tr(dV_s Q_s)   (per lane),
- *   a trainable angle in a run s:   2 Re Tr(A sum_lanes Q_s)  (A: see tiled.h). */
-SIMD_CLONES
-static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
-                            const block_mats *bm, const lane2 *red, double *grad_data,
-                            double *grad_trainable)
-{
-    const qode_circuit *c = job->c;
-    int m = st->seg_count;
-    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
-    /* P_j R, updated as j grows, in two buffers (no 512-byte copies) */
-    lane2 partial[2], qbuf;
-    const lane2 *pr = red;
-    for (int j = 0; j < m; j++) {
-        const qode_tile_segment *seg = &segs[j];
-        if (j > 0) {
-            lane2_mul(&bm->v[j - 1], pr, &partial[j & 1]);
-            pr = &partial[j & 1];
-        }
-        if (seg->data_op < 0 && seg->grad_count == 0)
-            continue;
-        const lane2 *q = pr;
-        if (j < m - 1) {
-            lane2_mul(pr, &bm->suffix[j], &qbuf);
-            q = &qbuf;
-        }
-        if (seg->data_op < 0) {
-            double qsum[8] = {0};
-            for (int k = 0; k < 8; k++)
-                for (int l = 0; l < job->valid; l++)
-                    qsum[k] += q->e[k][l];
-            for (int32_t k = 0; k < seg->grad_count; k++) {
-                const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
-                grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, qsum);
-            }
-            continue;
-        }
-        const qode_op *op = &c->ops[seg->data_op];
-        for (int k = 0; k < qode_gate_params(op->kind); k++) {
-            const qode_param_ref *r = &c->refs[op->param_start + k];
-            if (r->source == QODE_PARAM_CONSTANT)
-                continue;
-            double t[L];
-            lane2_trace_re(&bm->dv[3 * j + k], q, t);
-            for (int l = 0; l < job->valid; l++)
-                add_gradient(job, r, l, 2.0 * t[l], grad_data, grad_trainable);
-        }
-    }
-}
-
 /* Where the adjoint sweep keeps its states (see qode_tile_work_doubles). */
 typedef struct {
     double *pr, *pi;     /* the forward state (un-applied step by step without checkpoints) */
@@ -457,9 +253,37 @@ static void state_before(const qode_tile_job *job, const qode_tile_step *st,
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
-        g[l] = &qode_prepared_op(job->c, job->prepared, st->op, lane_row(job, l),
+        g[l] = &qode_prepared_op(job->c, job->prepared, st->op, qode_tile_lane_row(job, l),
                                  job->trainable, 1, &scratch[l])->inverse;
     qode_tile_apply(w->pr, w->pi, job->c->n_qubits, g);
+}
+
+/* block_adjoint for a block that reads no data: one segment (a run of
+ * shared ops), the same matrix M in every lane.  Its trainable angles need
+ * only the reduced matrix summed over lanes, and lam is updated with M^+. */
+static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
+                                 const adjoint_work *w, int update_lambda,
+                                 double *grad_trainable)
+{
+    int n = job->c->n_qubits;
+    const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
+    double dagger[8], sum[8] = {0};
+    lane2 inv, red;
+    mat2_dagger(seg->m, dagger);
+    lane2_broadcast(dagger, &inv);
+    const double *phr, *phi;
+    state_before(job, st, w, &inv, &phr, &phi);
+    qode_tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
+                      &red);
+    if (seg->grad_count == 0)
+        return;
+    for (int k = 0; k < 8; k++)
+        for (int l = 0; l < job->valid; l++)
+            sum[k] += red.e[k][l];
+    for (int32_t k = 0; k < seg->grad_count; k++) {
+        const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
+        grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
+    }
 }
 
 /* The adjoint step of a block: gradients from the reduced matrix of (phi
@@ -469,14 +293,18 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
                           double *grad_trainable)
 {
     int n = job->c->n_qubits;
-    block_mats bm = block_scratch(st, w->mats);
     lane2 inv, red;
-    block_lane_matrices(job, st, &bm, &inv);
+    if (st->shared) {
+        shared_block_adjoint(job, st, w, update_lambda, grad_trainable);
+        return;
+    }
+    qode_block_mats bm = qode_tile_block_scratch(st, w->mats);
+    qode_tile_block_lane_matrices(job, st, &bm, &inv);
     const double *phr, *phi;
     state_before(job, st, w, &inv, &phr, &phi);
     qode_tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
                  &red);
-    block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
+    qode_tile_block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
 }
 
 /* The adjoint step of a multi-qubit op. */
@@ -491,7 +319,7 @@ static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     const qode_prepared_gate *pg[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
-        pg[l] = qode_prepared_op(c, job->prepared, st->op, lane_row(job, l), job->trainable, 1,
+        pg[l] = qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l), job->trainable, 1,
                                  &scratch[l]);
     const double *phr, *phi;
     state_before(job, st, w, NULL, &phr, &phi);
@@ -505,70 +333,12 @@ static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
             g[l] = &pg[l]->derivative[j];
         qode_tile_inner(w->lr, w->li, phr, phi, n, g, acc);
         for (int l = 0; l < job->valid; l++)
-            add_gradient(job, r, l, 2.0 * acc[l], grad_data, grad_trainable);
+            qode_tile_add_gradient(job, r, l, 2.0 * acc[l], grad_data, grad_trainable);
     }
     if (update_lambda) {
         for (int l = 0; l < L; l++)
             g[l] = &pg[l]->inverse;
         qode_tile_apply(w->lr, w->li, n, g);
-    }
-}
-
-/* Gradients of the prefix blocks.  lam is the adjoint state right after the
- * prefix, where the forward state is the product of the columns u_w.  For the
- * block on wire w (bit p), phi before it is that product with |0> on w, so
- *   R[0][a] = sum over i with bit p = a of conj(lam_i) prod_{q != p} u_q[bit q of i],
- *   R[1][a] = 0.
- * T_k, lam^* contracted over bits 0..k-1, is kept for every k (T_0 in lam,
- * the others in pr/pi, free by now); bit p then contracts T_p over its top
- * bits in x. */
-static void prefix_adjoint(const qode_tile_job *job, const adjoint_work *w, double *grad_data,
-                           double *grad_trainable)
-{
-    const qode_tile_schedule *s = job->sched;
-    int n = job->c->n_qubits;
-    size_t dim = (size_t)1 << n;
-    /* T_0 = conj(lam), in place (lam is not needed any more); T_1, T_2, ...
-     * packed in pr/pi */
-    for (size_t i = 0; i < dim * L; i++)
-        w->li[i] = -w->li[i];
-    size_t offset[64];
-    const double *tr = w->lr, *ti = w->li;
-    size_t size = dim, next = 0;
-    for (int k = 0; k < n - 1; k++) { /* T_{k+1} from T_k over bit k (wire n-1-k) */
-        offset[k + 1] = next;
-        qode_tile_contract_bit(tr, ti, size / 2, 2, 1, w->cols + (size_t)4 * (n - 1 - k) * L,
-                     w->pr + next * L, w->pi + next * L);
-        tr = w->pr + next * L;
-        ti = w->pi + next * L;
-        next += size / 2;
-        size /= 2;
-    }
-    lane2 red;
-    for (int32_t t = 0; t < s->main_end; t++) {
-        const qode_tile_step *st = &s->steps[t];
-        if (!st->prefix)
-            continue;
-        int p = n - 1 - st->wire;
-        size_t len = dim >> p; /* entries of T_p */
-        const double *sr = p == 0 ? w->lr : w->pr + offset[p] * L;
-        const double *si = p == 0 ? w->li : w->pi + offset[p] * L;
-        double *xr = w->xr, *xi = w->xi;
-        for (int q = n - 1; q > p; q--) { /* contract the top bit q */
-            len /= 2;
-            qode_tile_contract_bit(sr, si, len, 1, len, w->cols + (size_t)4 * (n - 1 - q) * L, xr, xi);
-            sr = xr;
-            si = xi;
-        }
-        for (int l = 0; l < L; l++) {
-            red.e[0][l] = sr[l];     red.e[1][l] = si[l];     /* R[0][0] */
-            red.e[2][l] = sr[L + l]; red.e[3][l] = si[L + l]; /* R[0][1] */
-            red.e[4][l] = red.e[5][l] = red.e[6][l] = red.e[7][l] = 0.0;
-        }
-        block_mats bm = block_scratch(st, w->mats);
-        lane2 inv;
-        block_lane_matrices(job, st, &bm, &inv);
-        block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
     }
 }
 
@@ -622,5 +392,6 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
             op_adjoint(job, st, &w, update, grad_data, grad_trainable);
     }
     if (s->n_prefix > 0)
-        prefix_adjoint(job, &w, grad_data, grad_trainable);
+        qode_tile_prefix_adjoint(job, w.lr, w.li, w.pr, w.pi, w.xr, w.xi, w.cols, w.mats,
+                                 grad_data, grad_trainable);
 }

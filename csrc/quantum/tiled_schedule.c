@@ -7,6 +7,7 @@
 
 #include "quantum/mat2.h"
 #include "quantum/tiled.h"
+#include "quantum/tiled_prefix.h"
 
 /* Per-thread bound on the adjoint's stored forward states; beyond it the
  * sweep un-applies gates to the forward state instead. */
@@ -387,6 +388,8 @@ size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
 {
     /* per block segment and lane: V, S (8 doubles each) and up to 3 derivatives */
     size_t block = (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * QODE_TILE_LANES * 8;
+    if (block < qode_tile_prefix_scratch_doubles(s)) /* the adjoint's prefix uses it too */
+        block = qode_tile_prefix_scratch_doubles(s);
     size_t prefix_columns = (size_t)4 * n * QODE_TILE_LANES;
     /* forward: the state, and the other half of a gather for permutations */
     size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1 + (s->n_permutations > 0);

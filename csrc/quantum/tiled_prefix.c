@@ -1,0 +1,290 @@
+/* The product-state prefix of the tiled path (see tiled_prefix.h).
+ *
+ * A prefix block B = V_{m-1} ... V_0 (its segments) is only ever applied to
+ * |0>, so the forward pass needs v_m = B|0> with v_{s+1} = V_s v_s, and the
+ * adjoint needs, for an angle t of segment s,
+ *     <lam| dB/dt |0 on the wire, the other columns elsewhere>
+ *         = k^T V_{m-1} ... V_{s+1} (dV_s/dt) v_s = nu_s^T (dV_s/dt) v_s,
+ * where k is lam contracted with the other wires' columns (conjugated) and
+ * nu_{s-1} = V_s^T nu_s.  Everything is a 2x2 matrix times a 2-vector per
+ * lane.  Compiled like tiled.c (fused multiply-adds allowed). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+#include <string.h>
+
+#include "common/simd.h"
+#include "common/fast_sincos.h"
+#include "quantum/mat2.h"
+#include "quantum/tile_kernels.h"
+#include "quantum/tiled_blocks.h"
+#include "quantum/tiled_prefix.h"
+
+/* A complex 2-vector per lane, laid out as one wire's prefix column: e[0],
+ * e[1] the re and im of entry 0, e[2], e[3] of entry 1. */
+typedef struct {
+    double e[4][L];
+} lane_vec;
+
+static QODE_ALWAYS_INLINE void set_ket_zero(lane_vec *x)
+{
+    memset(x, 0, sizeof *x);
+    for (int l = 0; l < L; l++)
+        x->e[0][l] = 1.0;
+}
+
+/* y = m x (transpose = 0) or y = m^T x (transpose = 1) for a 2x2 m shared
+ * by all lanes.  Every input vector is loaded before any output is stored
+ * (y may alias x, and the compiler need not assume it does). */
+static QODE_ALWAYS_INLINE void shared_mat_vec(const double *m, int transpose, const lane_vec *x,
+                                              lane_vec *y)
+{
+    /* entries (r, 0) and (r, 1) of row r of m, or of m^T */
+    int a0 = 0, b0 = transpose ? 4 : 2, a1 = transpose ? 2 : 4, b1 = 6;
+    for (int v = 0; v < NV; v++) {
+        vec4 x0r = LD(x->e[0] + 4 * v), x0i = LD(x->e[1] + 4 * v);
+        vec4 x1r = LD(x->e[2] + 4 * v), x1i = LD(x->e[3] + 4 * v);
+        ST(y->e[0] + 4 * v, m[a0] * x0r - m[a0 + 1] * x0i + m[b0] * x1r - m[b0 + 1] * x1i);
+        ST(y->e[1] + 4 * v, m[a0] * x0i + m[a0 + 1] * x0r + m[b0] * x1i + m[b0 + 1] * x1r);
+        ST(y->e[2] + 4 * v, m[a1] * x0r - m[a1 + 1] * x0i + m[b1] * x1r - m[b1 + 1] * x1i);
+        ST(y->e[3] + 4 * v, m[a1] * x0i + m[a1 + 1] * x0r + m[b1] * x1i + m[b1 + 1] * x1r);
+    }
+}
+
+/* The same with a matrix per lane. */
+static QODE_ALWAYS_INLINE void lane_mat_vec(const lane2 *m, int transpose, const lane_vec *x,
+                                            lane_vec *y)
+{
+    /* entry numbers (row-major) of (r, 0), (r, 1) for r = 0, 1 */
+    int a0 = 0, b0 = transpose ? 2 : 1, a1 = transpose ? 1 : 2, b1 = 3;
+    for (int v = 0; v < NV; v++) {
+        vec4 x0r = LD(x->e[0] + 4 * v), x0i = LD(x->e[1] + 4 * v);
+        vec4 x1r = LD(x->e[2] + 4 * v), x1i = LD(x->e[3] + 4 * v);
+        vec4 ar = LD(m->e[2 * a0] + 4 * v), ai = LD(m->e[2 * a0 + 1] + 4 * v);
+        vec4 br = LD(m->e[2 * b0] + 4 * v), bi = LD(m->e[2 * b0 + 1] + 4 * v);
+        vec4 cr = LD(m->e[2 * a1] + 4 * v), ci = LD(m->e[2 * a1 + 1] + 4 * v);
+        vec4 dr = LD(m->e[2 * b1] + 4 * v), di = LD(m->e[2 * b1 + 1] + 4 * v);
+        ST(y->e[0] + 4 * v, ar * x0r - ai * x0i + br * x1r - bi * x1i);
+        ST(y->e[1] + 4 * v, ar * x0i + ai * x0r + br * x1i + bi * x1r);
+        ST(y->e[2] + 4 * v, cr * x0r - ci * x0i + dr * x1r - di * x1i);
+        ST(y->e[3] + 4 * v, cr * x0i + ci * x0r + dr * x1i + di * x1r);
+    }
+}
+
+/* y = c a + s b per lane (c, s: L doubles each). */
+static QODE_ALWAYS_INLINE void lane_combine(const double *c, const double *s, const lane_vec *a,
+                                            const lane_vec *b, lane_vec *y)
+{
+    for (int v = 0; v < NV; v++) {
+        vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
+        for (int k = 0; k < 4; k++)
+            ST(y->e[k] + 4 * v, cv * LD(a->e[k] + 4 * v) + sv * LD(b->e[k] + 4 * v));
+    }
+}
+
+/* t[l] = Re (x^T y) per lane (no conjugation). */
+static QODE_ALWAYS_INLINE void bilinear_re(const lane_vec *x, const lane_vec *y, double *t)
+{
+    for (int v = 0; v < NV; v++) {
+        int o = 4 * v;
+        ST(t + o, LD(x->e[0] + o) * LD(y->e[0] + o) - LD(x->e[1] + o) * LD(y->e[1] + o) +
+                      LD(x->e[2] + o) * LD(y->e[2] + o) - LD(x->e[3] + o) * LD(y->e[3] + o));
+    }
+}
+
+/* cos and sin of half the data angle of a rotation segment, per lane. */
+static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
+                                                 const qode_tile_segment *seg, double *c,
+                                                 double *s)
+{
+    double half[L];
+    for (int l = 0; l < L; l++)
+        half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
+    qode_sincos_array(half, s, c, L);
+}
+
+/* y = V x for segment seg in every lane.  A rotation is V = c U(0) + s U(pi)
+ * with c, s of half its angle; they are returned in cs[0..L) and cs[L..2L)
+ * when cs is not NULL. */
+SIMD_CLONES
+static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg,
+                          const lane_vec *x, lane_vec *y, double *cs)
+{
+    if (seg->data_op < 0) {
+        shared_mat_vec(seg->m, 0, x, y);
+        return;
+    }
+    if (seg->rotation) {
+        double c[L], s[L];
+        half_angle_sincos(job, seg, c, s);
+        lane_vec a, b;
+        shared_mat_vec(seg->m, 0, x, &a);
+        shared_mat_vec(seg->m_pi, 0, x, &b);
+        lane_combine(c, s, &a, &b, y);
+        if (cs != NULL) {
+            memcpy(cs, c, sizeof c);
+            memcpy(cs + L, s, sizeof s);
+        }
+        return;
+    }
+    lane2 v;
+    qode_tile_segment_lanes(job, seg, &v, NULL);
+    lane_mat_vec(&v, 0, x, y);
+}
+
+void qode_tile_prefix_columns(const qode_tile_job *job, double *cols)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    lane_vec x[2];
+    set_ket_zero(&x[0]);
+    for (int w = 0; w < n; w++)
+        memcpy(cols + (size_t)4 * w * L, &x[0], sizeof(lane_vec));
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix)
+            continue;
+        const qode_tile_segment *segs = s->segments + st->seg_start;
+        int cur = 0;
+        set_ket_zero(&x[0]);
+        for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1)
+            segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
+        memcpy(cols + (size_t)4 * st->wire * L, &x[cur], sizeof(lane_vec));
+    }
+}
+
+size_t qode_tile_prefix_scratch_doubles(const qode_tile_schedule *s)
+{
+    /* per block: v_0 .. v_m and (c, s) per segment */
+    size_t m = (size_t)(s->max_block > 0 ? s->max_block : 1);
+    return (m + 1) * 4 * L + m * 2 * L;
+}
+
+/* Adds the gradients of prefix block st, given k (see the top of the file).
+ * scratch: qode_tile_prefix_scratch_doubles. */
+SIMD_CLONES
+static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
+                            const lane_vec *kappa, double *scratch, double *grad_data,
+                            double *grad_trainable)
+{
+    const qode_circuit *c = job->c;
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
+    int m = st->seg_count;
+    lane_vec *v = (lane_vec *)(void *)scratch; /* v[0 .. m] */
+    double *cs = scratch + (size_t)(m + 1) * 4 * L;
+    set_ket_zero(&v[0]);
+    for (int s = 0; s < m; s++)
+        segment_apply(job, &segs[s], &v[s], &v[s + 1], cs + (size_t)2 * L * s);
+    lane_vec nu[2];
+    int cur = 0;
+    nu[0] = *kappa;
+    for (int s = m - 1; s >= 0; s--) {
+        const qode_tile_segment *seg = &segs[s];
+        const lane_vec *x = &v[s], *y = &nu[cur];
+        lane_vec *next = &nu[cur ^ 1];
+        if (seg->data_op < 0) { /* trainable angles: 2 Re Tr(A X), X[b][a] = sum_l x_b y_a */
+            if (seg->grad_count > 0) {
+                double sum[8] = {0};
+                for (int b = 0; b < 2; b++)
+                    for (int a = 0; a < 2; a++)
+                        for (int l = 0; l < job->valid; l++) {
+                            double xr = x->e[2 * b][l], xi = x->e[2 * b + 1][l];
+                            double yr = y->e[2 * a][l], yi = y->e[2 * a + 1][l];
+                            sum[2 * (2 * b + a)] += xr * yr - xi * yi;
+                            sum[2 * (2 * b + a) + 1] += xr * yi + xi * yr;
+                        }
+                for (int32_t k = 0; k < seg->grad_count; k++) {
+                    const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
+                    grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
+                }
+            }
+            if (s > 0)
+                shared_mat_vec(seg->m, 1, y, next);
+        } else if (seg->rotation) {
+            /* dV/dt = (c U(pi) - s U(0)) / 2 */
+            const double *co = cs + (size_t)2 * L * s, *si = co + L;
+            lane_vec a, b;
+            double ta[L], tb[L];
+            shared_mat_vec(seg->m, 0, x, &a);
+            shared_mat_vec(seg->m_pi, 0, x, &b);
+            bilinear_re(y, &a, ta);
+            bilinear_re(y, &b, tb);
+            const qode_param_ref *r = &c->refs[c->ops[seg->data_op].param_start];
+            for (int l = 0; l < job->valid; l++)
+                qode_tile_add_gradient(job, r, l, co[l] * tb[l] - si[l] * ta[l], grad_data,
+                                       grad_trainable);
+            if (s > 0) { /* V^T y = c U(0)^T y + s U(pi)^T y */
+                shared_mat_vec(seg->m, 1, y, &a);
+                shared_mat_vec(seg->m_pi, 1, y, &b);
+                lane_combine(co, si, &a, &b, next);
+            }
+        } else { /* any other data op: its matrices per lane */
+            lane2 vm, dv[3];
+            const qode_op *op = &c->ops[seg->data_op];
+            qode_tile_segment_lanes(job, seg, &vm, dv);
+            for (int p = 0; p < qode_gate_params(op->kind); p++) {
+                const qode_param_ref *r = &c->refs[op->param_start + p];
+                if (r->source == QODE_PARAM_CONSTANT)
+                    continue;
+                lane_vec d;
+                double t[L];
+                lane_mat_vec(&dv[p], 0, x, &d);
+                bilinear_re(y, &d, t);
+                for (int l = 0; l < job->valid; l++)
+                    qode_tile_add_gradient(job, r, l, 2.0 * t[l], grad_data, grad_trainable);
+            }
+            if (s > 0)
+                lane_mat_vec(&vm, 1, y, next);
+        }
+        cur ^= 1;
+    }
+}
+
+/* lam (T_0 = conj lam) is contracted with the columns bit by bit: T_{k+1}
+ * from T_k over bit k (wire n-1-k), every T_k kept (T_0 in lam, the others
+ * packed in t); the block on bit p then contracts T_p over its top bits in
+ * x, which leaves k for that wire. */
+void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
+                              double *ti, double *xr, double *xi, const double *cols,
+                              double *scratch, double *grad_data, double *grad_trainable)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    for (size_t i = 0; i < dim * L; i++)
+        li[i] = -li[i];
+    size_t offset[64];
+    const double *sr = lr, *si = li;
+    size_t size = dim, next = 0;
+    for (int k = 0; k < n - 1; k++) {
+        offset[k + 1] = next;
+        qode_tile_contract_bit(sr, si, size / 2, 2, 1, cols + (size_t)4 * (n - 1 - k) * L,
+                               tr + next * L, ti + next * L);
+        sr = tr + next * L;
+        si = ti + next * L;
+        next += size / 2;
+        size /= 2;
+    }
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix)
+            continue;
+        int p = n - 1 - st->wire;
+        size_t len = dim >> p; /* entries of T_p */
+        const double *ur = p == 0 ? lr : tr + offset[p] * L;
+        const double *ui = p == 0 ? li : ti + offset[p] * L;
+        for (int q = n - 1; q > p; q--) { /* contract the top bit q */
+            len /= 2;
+            qode_tile_contract_bit(ur, ui, len, 1, len, cols + (size_t)4 * (n - 1 - q) * L, xr,
+                                   xi);
+            ur = xr;
+            ui = xi;
+        }
+        lane_vec kappa;
+        memcpy(kappa.e[0], ur, sizeof(double) * L);
+        memcpy(kappa.e[1], ui, sizeof(double) * L);
+        memcpy(kappa.e[2], ur + L, sizeof(double) * L);
+        memcpy(kappa.e[3], ui + L, sizeof(double) * L);
+        block_gradients(job, st, &kappa, scratch, grad_data, grad_trainable);
+    }
+}

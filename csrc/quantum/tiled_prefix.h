@@ -1,0 +1,28 @@
+/* The product-state prefix of the tiled path (tiled_prefix.c).
+ *
+ * A block that is the first step on its wire acts on |0>, so only its
+ * column B|0> matters: the forward pass builds the product state of these
+ * columns directly, and the adjoint differentiates them as vectors (a
+ * matrix times a vector per segment, instead of the 2x2 matrix products of
+ * a general block).  See tiled.h for blocks and segments. */
+#ifndef QODE_QUANTUM_TILED_PREFIX_H
+#define QODE_QUANTUM_TILED_PREFIX_H
+
+#include "quantum/tiled.h"
+
+/* The column of every wire into cols[(4 * w + k) * L + l]: for lane l,
+ * k = 0, 1 the re and im of the wire's |0> amplitude, k = 2, 3 of its |1>
+ * amplitude; B_w |0> for a wire with a prefix block, |0> otherwise. */
+void qode_tile_prefix_columns(const qode_tile_job *job, double *cols);
+
+/* Doubles of scratch qode_tile_prefix_adjoint needs besides its planes. */
+size_t qode_tile_prefix_scratch_doubles(const qode_tile_schedule *s);
+
+/* Adds the gradients of all prefix blocks.  (lr, li): lam right after the
+ * prefix (destroyed); (tr, ti) and (xr, xi): two more tile planes of
+ * scratch; cols: the prefix columns; scratch: as sized above. */
+void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
+                              double *ti, double *xr, double *xi, const double *cols,
+                              double *scratch, double *grad_data, double *grad_trainable);
+
+#endif /* QODE_QUANTUM_TILED_PREFIX_H */
