@@ -31,7 +31,7 @@ typedef struct {
     const double *grad_expval;
     const double *grad_probs;
     double *grad_data;
-    double *grad_trainable_per_thread; /* n_threads x train_stride */
+    double *grad_trainable_per_chunk; /* chunks x train_stride */
     size_t train_stride;
     double *work;                      /* per thread: 2 states, or 4 tile states */
     size_t work_doubles;               /* per thread */
@@ -73,11 +73,11 @@ static void seed_lambda(const vjp_ctx *x, int64_t b, const void *psi, void *lam)
     }
 }
 
-static void vjp_tiles(void *arg, int thread, int64_t t0, int64_t t1)
+static void vjp_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t t1)
 {
     const vjp_ctx *x = (const vjp_ctx *)arg;
     double *work = x->work + (size_t)thread * x->work_doubles;
-    double *gtrain = x->grad_trainable_per_thread + (size_t)thread * x->train_stride;
+    double *gtrain = x->grad_trainable_per_chunk + (size_t)chunk * x->train_stride;
     for (int64_t t = t0; t < t1; t++) {
         qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
                              t * QODE_TILE_LANES, 0};
@@ -87,7 +87,7 @@ static void vjp_tiles(void *arg, int thread, int64_t t0, int64_t t1)
     }
 }
 
-static void vjp_rows(void *arg, int thread, int64_t b0, int64_t b1)
+static void vjp_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
 {
     const vjp_ctx *x = (const vjp_ctx *)arg;
     const qode_circuit *c = x->c;
@@ -95,7 +95,7 @@ static void vjp_rows(void *arg, int thread, int64_t b0, int64_t b1)
     size_t state_bytes = qode_dtype_size(x->dtype) << n;
     void *phi = x->work + (size_t)thread * x->work_doubles;
     void *lam = (char *)phi + state_bytes;
-    double *gtrain = x->grad_trainable_per_thread + (size_t)thread * x->train_stride;
+    double *gtrain = x->grad_trainable_per_chunk + (size_t)chunk * x->train_stride;
     qode_prepared_gate scratch;
     for (int64_t b = b0; b < b1; b++) {
         const double *row = c->n_data > 0 ? x->data + (size_t)b * c->n_data : NULL;
@@ -178,9 +178,11 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 1) : 0) : 4 * dim;
     size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
     double *workspace = work_doubles > 0 ? malloc(work_bytes) : NULL;
-    /* each thread's trainable sums on its own cache lines */
+    /* trainable sums per chunk, each on its own cache lines, added up in
+     * chunk order: the same bits whichever thread ran which chunk */
+    int64_t chunks = qode_qbatch_chunks(units, threads);
     size_t train_stride = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
-    double *gtrain = calloc((size_t)threads * train_stride, sizeof(double));
+    double *gtrain = calloc((size_t)chunks * train_stride, sizeof(double));
     if (workspace == NULL || gtrain == NULL || prepared == NULL || (tiled && sched == NULL)) {
         free(workspace);
         free(gtrain);
@@ -196,8 +198,8 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     for (int32_t i = 0; i < c->n_trainable; i++) {
         double total = 0.0;
-        for (int t = 0; t < threads; t++)
-            total += gtrain[(size_t)t * train_stride + i];
+        for (int64_t k = 0; k < chunks; k++)
+            total += gtrain[(size_t)k * train_stride + i];
         grad_trainable[i] = total;
     }
     free(workspace);

@@ -1,6 +1,9 @@
+/* Threads for batches of circuits (see parallel.h): a pool of worker threads
+ * started on first use, and chunks handed out through an atomic counter. */
 #define _POSIX_C_SOURCE 200809L
 #include <pthread.h>
-#include <stdlib.h>
+#include <stdatomic.h>
+#include <stdint.h>
 #include <unistd.h>
 
 #include "quantum/parallel.h"
@@ -8,6 +11,9 @@
 /* Below about this many amplitude updates in total, one thread is faster. */
 #define QODE_PARALLEL_MIN_WORK 65536.0
 #define QODE_MAX_THREADS 64
+/* A few chunks per thread: enough for a fast thread to take over a slow
+ * one's share, few enough that taking one costs nothing. */
+#define QODE_CHUNKS_PER_THREAD 4
 
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
 {
@@ -27,44 +33,150 @@ int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
     return n;
 }
 
+int64_t qode_qbatch_chunks(int64_t batch, int n_threads)
+{
+    if (n_threads <= 1 || batch <= 1)
+        return 1;
+    int64_t chunks = (int64_t)n_threads * QODE_CHUNKS_PER_THREAD;
+    return chunks < batch ? chunks : batch;
+}
+
+/* One job: fn over n_chunks chunks of [0, batch), next_chunk handing them out. */
 typedef struct {
     qode_qbatch_fn fn;
     void *ctx;
-    int thread;
-    int64_t b0, b1;
-} chunk;
+    int64_t batch, n_chunks;
+    atomic_llong next_chunk;
+} job;
 
-static void *run_chunk(void *arg)
+static void take_chunks(job *j, int thread)
 {
-    chunk *c = (chunk *)arg;
-    c->fn(c->ctx, c->thread, c->b0, c->b1);
+    for (;;) {
+        int64_t k = (int64_t)atomic_fetch_add(&j->next_chunk, 1);
+        if (k >= j->n_chunks)
+            return;
+        j->fn(j->ctx, thread, k, j->batch * k / j->n_chunks, j->batch * (k + 1) / j->n_chunks);
+    }
+}
+
+/* The workers and the job they are offered.  A job is "open" from when it
+ * is posted until the calling thread has run out of chunks to take; a
+ * worker joins it only while it is open (a worker that wakes late, say on a
+ * busy machine, is not waited for), and the caller then waits for the
+ * workers that joined. */
+typedef struct {
+    pthread_mutex_t lock; /* guards the fields below */
+    pthread_cond_t wake;  /* a job was posted */
+    pthread_cond_t done;  /* the last worker left a closed job */
+    int n_workers;        /* worker w runs as thread w + 1 */
+    uint64_t generation;  /* counts posted jobs */
+    job *current;
+    int n_threads; /* threads the current job may use */
+    int open;
+    int running; /* workers inside the current job */
+} worker_pool;
+
+static worker_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
+                           PTHREAD_COND_INITIALIZER, 0, 0, NULL, 0, 0, 0};
+/* Held for a whole job: one job at a time uses the workers. */
+static pthread_mutex_t pool_in_use = PTHREAD_MUTEX_INITIALIZER;
+/* The generation each worker was started at (so it does not miss a job
+ * posted before it first took the lock). */
+static uint64_t start_generation[QODE_MAX_THREADS];
+
+static void *worker_main(void *arg)
+{
+    int thread = (int)(intptr_t)arg;
+    pthread_mutex_lock(&pool.lock);
+    uint64_t seen = start_generation[thread];
+    for (;;) {
+        while (pool.generation == seen)
+            pthread_cond_wait(&pool.wake, &pool.lock);
+        seen = pool.generation;
+        if (!pool.open || thread >= pool.n_threads)
+            continue;
+        job *j = pool.current;
+        pool.running++;
+        pthread_mutex_unlock(&pool.lock);
+        take_chunks(j, thread);
+        pthread_mutex_lock(&pool.lock);
+        if (--pool.running == 0 && !pool.open)
+            pthread_cond_signal(&pool.done);
+    }
     return NULL;
+}
+
+/* A child process after fork() has none of the parent's workers: forget
+ * them (the child's only thread runs this, so nothing else holds the locks
+ * there). */
+static void forget_workers_after_fork(void)
+{
+    pthread_mutex_init(&pool.lock, NULL);
+    pthread_cond_init(&pool.wake, NULL);
+    pthread_cond_init(&pool.done, NULL);
+    pthread_mutex_init(&pool_in_use, NULL);
+    pool.n_workers = 0;
+    pool.open = 0;
+    pool.running = 0;
+    pool.current = NULL;
+}
+
+static pthread_once_t fork_handler_once = PTHREAD_ONCE_INIT;
+
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, forget_workers_after_fork);
+}
+
+/* Starts workers until there are `wanted` (called with pool.lock held);
+ * returns how many there are. */
+static int start_workers(int wanted)
+{
+    pthread_once(&fork_handler_once, register_fork_handler);
+    while (pool.n_workers < wanted) {
+        int thread = pool.n_workers + 1;
+        pthread_attr_t attr;
+        pthread_t id;
+        if (pthread_attr_init(&attr) != 0)
+            break;
+        pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+        start_generation[thread] = pool.generation;
+        int failed = pthread_create(&id, &attr, worker_main, (void *)(intptr_t)thread);
+        pthread_attr_destroy(&attr);
+        if (failed)
+            break;
+        pool.n_workers++;
+    }
+    return pool.n_workers;
 }
 
 qode_status qode_qbatch_run(qode_qbatch_fn fn, void *ctx, int64_t batch, int n_threads)
 {
-    if (n_threads <= 1 || batch <= 1) {
-        fn(ctx, 0, 0, batch);
+    if (n_threads > QODE_MAX_THREADS)
+        n_threads = QODE_MAX_THREADS;
+    job j = {fn, ctx, batch, qode_qbatch_chunks(batch, n_threads), 0};
+    if (j.n_chunks <= 1 || pthread_mutex_trylock(&pool_in_use) != 0) {
+        take_chunks(&j, 0); /* alone: the same chunks, one after the other */
         return QODE_OK;
     }
-    chunk chunks[QODE_MAX_THREADS];
-    pthread_t ids[QODE_MAX_THREADS];
-    int started[QODE_MAX_THREADS] = {0};
-    for (int t = 0; t < n_threads; t++) {
-        chunks[t].fn = fn;
-        chunks[t].ctx = ctx;
-        chunks[t].thread = t;
-        chunks[t].b0 = batch * t / n_threads;
-        chunks[t].b1 = batch * (t + 1) / n_threads;
-    }
-    for (int t = 1; t < n_threads; t++)
-        started[t] = pthread_create(&ids[t], NULL, run_chunk, &chunks[t]) == 0;
-    run_chunk(&chunks[0]);
-    for (int t = 1; t < n_threads; t++) {
-        if (started[t])
-            pthread_join(ids[t], NULL);
-        else
-            run_chunk(&chunks[t]);
-    }
+    pthread_mutex_lock(&pool.lock);
+    int workers = start_workers(n_threads - 1);
+    pool.current = &j;
+    pool.n_threads = workers + 1 < n_threads ? workers + 1 : n_threads;
+    pool.open = 1;
+    pool.running = 0;
+    pool.generation++;
+    pthread_cond_broadcast(&pool.wake);
+    pthread_mutex_unlock(&pool.lock);
+
+    take_chunks(&j, 0);
+
+    pthread_mutex_lock(&pool.lock);
+    pool.open = 0;
+    while (pool.running > 0)
+        pthread_cond_wait(&pool.done, &pool.lock);
+    pool.current = NULL;
+    pthread_mutex_unlock(&pool.lock);
+    pthread_mutex_unlock(&pool_in_use);
     return QODE_OK;
 }

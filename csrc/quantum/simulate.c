@@ -48,7 +48,7 @@ typedef struct {
 } run_ctx;
 
 /* One circuit at a time (large n, or a batch of one). */
-static void run_rows(void *arg, int thread, int64_t b0, int64_t b1)
+static void run_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
 {
     const run_ctx *x = (const run_ctx *)arg;
     const qode_circuit *c = x->c;
@@ -82,7 +82,7 @@ static void run_rows(void *arg, int thread, int64_t b0, int64_t b1)
 
 /* QODE_TILE_LANES circuits at a time; rows [b0, b1) are whole tiles except
  * possibly the last of the batch. */
-static void run_tiles(void *arg, int thread, int64_t t0, int64_t t1)
+static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t t1)
 {
     const run_ctx *x = (const run_ctx *)arg;
     double *re = x->work + (size_t)thread * x->work_doubles;
@@ -181,7 +181,7 @@ typedef struct {
     double *out;
 } expval_ctx;
 
-static void expval_rows(void *arg, int thread, int64_t b0, int64_t b1)
+static void expval_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
 {
     const expval_ctx *x = (const expval_ctx *)arg;
     const qode_observables *o = x->obs;
@@ -221,7 +221,7 @@ typedef struct {
     double *out;
 } probs_ctx;
 
-static void probs_rows(void *arg, int thread, int64_t b0, int64_t b1)
+static void probs_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
 {
     const probs_ctx *x = (const probs_ctx *)arg;
     size_t dim = (size_t)1 << x->n;
@@ -264,7 +264,7 @@ typedef struct {
     double *cdf; /* one 2^n buffer per thread */
 } sample_ctx;
 
-static void sample_rows(void *arg, int thread, int64_t b0, int64_t b1)
+static void sample_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
 {
     const sample_ctx *x = (const sample_ctx *)arg;
     size_t dim = (size_t)1 << x->n;

@@ -1,10 +1,13 @@
 /* Direct tests of the quantum C core (no Python), run under ASan/UBSan by the
  * project's harness.  Prints "N passed, N failed" and returns nonzero on any
  * failure. */
+#define _POSIX_C_SOURCE 200809L /* fork, waitpid */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "quantum/simulate.h"
 
@@ -236,12 +239,13 @@ static void test_sampling_reproducible(void)
         CHECK_MSG(abs(counts[k] - 1000) < 140, "count[%d] = %d", k, counts[k]);
 }
 
-/* Large enough to start threads: threaded results equal single-threaded. */
-static void test_threads_match_single_thread(void)
+enum { THREAD_N = 4, THREAD_B = 3000 };
+
+/* The circuit of the thread tests, large enough (with THREAD_B rows) to
+ * start threads: RY(data) and RX(weight) on every wire, then a CNOT ring. */
+static qode_circuit thread_test_circuit(qode_op *ops, qode_param_ref *refs)
 {
-    enum { N = 4, B = 3000 };
-    qode_op ops[2 * N + N];
-    qode_param_ref refs[2 * N];
+    enum { N = THREAD_N };
     int k = 0;
     for (int q = 0; q < N; q++) {
         ops[k++] = op1(QODE_GATE_RY, q, 0, 0, q);
@@ -253,7 +257,30 @@ static void test_threads_match_single_thread(void)
     }
     for (int q = 0; q < N; q++)
         ops[k++] = op1(QODE_GATE_CNOT, q, (q + 1) % N, 0, 0);
-    qode_circuit c = make_circuit(N, ops, k, refs, 2 * N, N, N);
+    return make_circuit(N, ops, k, refs, 2 * N, N, N);
+}
+
+/* <Z> of every wire of the thread tests. */
+static qode_observables thread_test_observables(int64_t *start, uint64_t *xm, uint64_t *zm,
+                                                double *coeff)
+{
+    enum { N = THREAD_N };
+    for (int q = 0; q <= N; q++)
+        start[q] = q;
+    for (int q = 0; q < N; q++) {
+        xm[q] = 0; zm[q] = (uint64_t)1 << (N - 1 - q); coeff[q] = 1.0;
+    }
+    qode_observables obs = {N, start, xm, zm, coeff};
+    return obs;
+}
+
+/* Threaded results equal single-threaded ones. */
+static void test_threads_match_single_thread(void)
+{
+    enum { N = THREAD_N, B = THREAD_B };
+    qode_op ops[3 * N];
+    qode_param_ref refs[2 * N];
+    qode_circuit c = thread_test_circuit(ops, refs);
     double *data = malloc(sizeof(double) * B * N), w[N] = {0.1, 0.2, 0.3, 0.4};
     for (int i = 0; i < B * N; i++)
         data[i] = cos(0.37 * i);
@@ -266,12 +293,7 @@ static void test_threads_match_single_thread(void)
     int64_t start[N + 1];
     uint64_t xm[N], zm[N];
     double coeff[N];
-    for (int q = 0; q <= N; q++)
-        start[q] = q;
-    for (int q = 0; q < N; q++) {
-        xm[q] = 0; zm[q] = (uint64_t)1 << (N - 1 - q); coeff[q] = 1.0;
-    }
-    qode_observables obs = {N, start, xm, zm, coeff};
+    qode_observables obs = thread_test_observables(start, xm, zm, coeff);
     double *g = malloc(sizeof(double) * B * N), *gd1 = malloc(sizeof(double) * B * N),
            *gd2 = malloc(sizeof(double) * B * N), gw1[N], gw2[N];
     for (int i = 0; i < B * N; i++)
@@ -285,9 +307,53 @@ static void test_threads_match_single_thread(void)
     free(data); free(s1); free(s2); free(g); free(gd1); free(gd2);
 }
 
+/* The worker pool: with threads, the summed trainable gradients are the
+ * same bits on every run (chunks are summed in order, whichever thread ran
+ * them), many jobs in a row all complete, and a child process forked after
+ * the workers started (which has none of them) still runs threaded jobs. */
+static void test_thread_pool_repeatable_and_fork_safe(void)
+{
+    enum { N = THREAD_N, B = THREAD_B };
+    qode_op ops[3 * N];
+    qode_param_ref refs[2 * N];
+    qode_circuit c = thread_test_circuit(ops, refs);
+    int64_t start[N + 1];
+    uint64_t xm[N], zm[N];
+    double coeff[N];
+    qode_observables obs = thread_test_observables(start, xm, zm, coeff);
+    double *data = malloc(sizeof(double) * B * N), *g = malloc(sizeof(double) * B * N);
+    double *gd = malloc(sizeof(double) * B * N), w[N] = {0.3, -0.2, 0.7, 1.1}, first[N], gw[N];
+    for (int i = 0; i < B * N; i++) {
+        data[i] = cos(0.29 * i);
+        g[i] = sin(0.13 * i);
+    }
+    char msg[256];
+    for (int rep = 0; rep < 50; rep++) {
+        CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, &obs, g, NULL, gd,
+                                    rep == 0 ? first : gw, 3, msg, sizeof msg) == QODE_OK, "%s", msg);
+        if (rep > 0)
+            CHECK_MSG(memcmp(first, gw, sizeof gw) == 0, "run %d: trainable gradients differ", rep);
+    }
+    fflush(NULL);
+    pid_t child = fork();
+    CHECK_MSG(child >= 0, "fork failed");
+    if (child == 0) {
+        int ok = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, &obs, g, NULL, gd, gw,
+                                       3, msg, sizeof msg) == QODE_OK &&
+                 memcmp(first, gw, sizeof gw) == 0;
+        _exit(ok ? 0 : 1);
+    }
+    int status = 0;
+    CHECK_MSG(waitpid(child, &status, 0) == child, "waitpid failed");
+    CHECK_MSG(WIFEXITED(status) && WEXITSTATUS(status) == 0,
+              "threaded job in a forked child failed (status %d)", status);
+    free(data); free(g); free(gd);
+}
+
 int main(void)
 {
     test_threads_match_single_thread();
+    test_thread_pool_repeatable_and_fork_safe();
     test_single_rotation();
     test_bell_and_wire_order();
     test_adjoint_against_finite_differences();
