@@ -4,6 +4,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "quantum/parallel.h"
@@ -11,9 +12,14 @@
 /* Below about this many amplitude updates in total, one thread is faster. */
 #define QODE_PARALLEL_MIN_WORK 65536.0
 #define QODE_MAX_THREADS 64
-/* A few chunks per thread: enough for a fast thread to take over a slow
- * one's share, few enough that taking one costs nothing. */
-#define QODE_CHUNKS_PER_THREAD 4
+/* Chunks per thread: the threads finish at most about one chunk apart, so
+ * many small ones (taking one is a single atomic add). */
+#define QODE_CHUNKS_PER_THREAD 16
+/* After a job a worker watches for the next one this long before it goes to
+ * sleep: training calls the simulator in quick succession (forward, then
+ * backward), and waking a sleeping thread (on a virtual machine, its idle
+ * CPU too) takes tens of microseconds. */
+#define QODE_SPIN_NS 300000
 
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
 {
@@ -70,6 +76,7 @@ typedef struct {
     pthread_cond_t done;  /* the last worker left a closed job */
     int n_workers;        /* worker w runs as thread w + 1 */
     uint64_t generation;  /* counts posted jobs */
+    atomic_ullong posted; /* generation, also readable without the lock */
     job *current;
     int n_threads; /* threads the current job may use */
     int open;
@@ -77,12 +84,32 @@ typedef struct {
 } worker_pool;
 
 static worker_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                           PTHREAD_COND_INITIALIZER, 0, 0, NULL, 0, 0, 0};
+                           PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, 0, 0, 0};
 /* Held for a whole job: one job at a time uses the workers. */
 static pthread_mutex_t pool_in_use = PTHREAD_MUTEX_INITIALIZER;
 /* The generation each worker was started at (so it does not miss a job
  * posted before it first took the lock). */
 static uint64_t start_generation[QODE_MAX_THREADS];
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/* Watches `posted` for up to QODE_SPIN_NS (see there). */
+static void spin_for_next_job(uint64_t seen)
+{
+    int64_t until = now_ns() + QODE_SPIN_NS;
+    for (int k = 1; atomic_load_explicit(&pool.posted, memory_order_relaxed) == seen; k++) {
+#if defined(__x86_64__) || defined(__i386__)
+        __builtin_ia32_pause();
+#endif
+        if (k % 64 == 0 && now_ns() > until)
+            return;
+    }
+}
 
 static void *worker_main(void *arg)
 {
@@ -90,6 +117,11 @@ static void *worker_main(void *arg)
     pthread_mutex_lock(&pool.lock);
     uint64_t seen = start_generation[thread];
     for (;;) {
+        if (pool.generation == seen) {
+            pthread_mutex_unlock(&pool.lock);
+            spin_for_next_job(seen);
+            pthread_mutex_lock(&pool.lock);
+        }
         while (pool.generation == seen)
             pthread_cond_wait(&pool.wake, &pool.lock);
         seen = pool.generation;
@@ -166,6 +198,7 @@ qode_status qode_qbatch_run(qode_qbatch_fn fn, void *ctx, int64_t batch, int n_t
     pool.open = 1;
     pool.running = 0;
     pool.generation++;
+    atomic_store(&pool.posted, pool.generation);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 
