@@ -172,3 +172,43 @@ def test_deep_ten_qubit_circuit_without_checkpoints():
 def test_seed002_vqc_batch_against_per_circuit_path():
     for n in (2, 4, 8):
         assert_same(qq.vqc_circuit(n, 2), qq.z_all(n), np.random.default_rng(n), batch=17)
+
+
+def test_threads_and_concurrent_calls_repeat_bit_for_bit():
+    """The worker pool: results with threads equal the single-threaded ones
+    (trainable gradients to rounding, since chunks are summed in another
+    grouping), repeat bit for bit, and calls made at the same time from
+    several Python threads (one of them gets the workers, the others run
+    alone) all return those same bits."""
+    import threading
+
+    rng = np.random.default_rng(5)
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    d = rng.uniform(-np.pi, np.pi, size=(3000, 4))
+    w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+
+    def run(n_threads):
+        dt = torch.tensor(d, requires_grad=True)
+        wt = torch.tensor(w, requires_grad=True)
+        out = qq.expval(c, obs, dt, wt, n_threads=n_threads)
+        (out * torch.arange(1, 5, dtype=torch.float64)).sum().backward()
+        return out.detach().numpy(), dt.grad.numpy(), wt.grad.numpy()
+
+    one = run(1)
+    first = run(3)
+    for a, b in zip(first, one):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-12)
+    results = [None] * 6
+
+    def worker(k):
+        results[k] = [run(3) for _ in range(5)]
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for runs in results:
+        for got in runs:
+            for a, b in zip(got, first):
+                assert np.array_equal(a, b)
