@@ -33,42 +33,49 @@ static QODE_ALWAYS_INLINE void set_ket_zero(lane_vec *x)
         x->e[0][l] = 1.0;
 }
 
+/* Lanes 4v .. 4v+3 of y = m x, with the entries of m as vectors of lanes:
+ * (a0, a1) row 0, (b0, b1) row 1, each as re, im.  All of x is loaded
+ * before y is stored, so y may alias x. */
+static QODE_ALWAYS_INLINE void rows_times_vec(vec4 a0r, vec4 a0i, vec4 a1r, vec4 a1i, vec4 b0r,
+                                              vec4 b0i, vec4 b1r, vec4 b1i, const lane_vec *x,
+                                              lane_vec *y, int v)
+{
+    vec4 x0r = LD(x->e[0] + 4 * v), x0i = LD(x->e[1] + 4 * v);
+    vec4 x1r = LD(x->e[2] + 4 * v), x1i = LD(x->e[3] + 4 * v);
+    ST(y->e[0] + 4 * v, a0r * x0r - a0i * x0i + a1r * x1r - a1i * x1i);
+    ST(y->e[1] + 4 * v, a0r * x0i + a0i * x0r + a1r * x1i + a1i * x1r);
+    ST(y->e[2] + 4 * v, b0r * x0r - b0i * x0i + b1r * x1r - b1i * x1i);
+    ST(y->e[3] + 4 * v, b0r * x0i + b0i * x0r + b1r * x1i + b1i * x1r);
+}
+
+/* Row-major entry numbers of (0, 0), (0, 1), (1, 0), (1, 1) of m, or of m^T. */
+static const int entry_of[2][4] = {{0, 1, 2, 3}, {0, 2, 1, 3}};
+
 /* y = m x (transpose = 0) or y = m^T x (transpose = 1) for a 2x2 m shared
- * by all lanes.  Every input vector is loaded before any output is stored
- * (y may alias x, and the compiler need not assume it does). */
+ * by all lanes (8 doubles, row-major, interleaved). */
 static QODE_ALWAYS_INLINE void shared_mat_vec(const double *m, int transpose, const lane_vec *x,
                                               lane_vec *y)
 {
-    /* entries (r, 0) and (r, 1) of row r of m, or of m^T */
-    int a0 = 0, b0 = transpose ? 4 : 2, a1 = transpose ? 2 : 4, b1 = 6;
-    for (int v = 0; v < NV; v++) {
-        vec4 x0r = LD(x->e[0] + 4 * v), x0i = LD(x->e[1] + 4 * v);
-        vec4 x1r = LD(x->e[2] + 4 * v), x1i = LD(x->e[3] + 4 * v);
-        ST(y->e[0] + 4 * v, m[a0] * x0r - m[a0 + 1] * x0i + m[b0] * x1r - m[b0 + 1] * x1i);
-        ST(y->e[1] + 4 * v, m[a0] * x0i + m[a0 + 1] * x0r + m[b0] * x1i + m[b0 + 1] * x1r);
-        ST(y->e[2] + 4 * v, m[a1] * x0r - m[a1 + 1] * x0i + m[b1] * x1r - m[b1 + 1] * x1i);
-        ST(y->e[3] + 4 * v, m[a1] * x0i + m[a1 + 1] * x0r + m[b1] * x1i + m[b1 + 1] * x1r);
-    }
+    const int *k = entry_of[transpose];
+#define RE(j) ((vec4){m[2 * k[j]], m[2 * k[j]], m[2 * k[j]], m[2 * k[j]]})
+#define IM(j) ((vec4){m[2 * k[j] + 1], m[2 * k[j] + 1], m[2 * k[j] + 1], m[2 * k[j] + 1]})
+    for (int v = 0; v < NV; v++)
+        rows_times_vec(RE(0), IM(0), RE(1), IM(1), RE(2), IM(2), RE(3), IM(3), x, y, v);
+#undef RE
+#undef IM
 }
 
 /* The same with a matrix per lane. */
 static QODE_ALWAYS_INLINE void lane_mat_vec(const lane2 *m, int transpose, const lane_vec *x,
                                             lane_vec *y)
 {
-    /* entry numbers (row-major) of (r, 0), (r, 1) for r = 0, 1 */
-    int a0 = 0, b0 = transpose ? 2 : 1, a1 = transpose ? 1 : 2, b1 = 3;
-    for (int v = 0; v < NV; v++) {
-        vec4 x0r = LD(x->e[0] + 4 * v), x0i = LD(x->e[1] + 4 * v);
-        vec4 x1r = LD(x->e[2] + 4 * v), x1i = LD(x->e[3] + 4 * v);
-        vec4 ar = LD(m->e[2 * a0] + 4 * v), ai = LD(m->e[2 * a0 + 1] + 4 * v);
-        vec4 br = LD(m->e[2 * b0] + 4 * v), bi = LD(m->e[2 * b0 + 1] + 4 * v);
-        vec4 cr = LD(m->e[2 * a1] + 4 * v), ci = LD(m->e[2 * a1 + 1] + 4 * v);
-        vec4 dr = LD(m->e[2 * b1] + 4 * v), di = LD(m->e[2 * b1 + 1] + 4 * v);
-        ST(y->e[0] + 4 * v, ar * x0r - ai * x0i + br * x1r - bi * x1i);
-        ST(y->e[1] + 4 * v, ar * x0i + ai * x0r + br * x1i + bi * x1r);
-        ST(y->e[2] + 4 * v, cr * x0r - ci * x0i + dr * x1r - di * x1i);
-        ST(y->e[3] + 4 * v, cr * x0i + ci * x0r + dr * x1i + di * x1r);
-    }
+    const int *k = entry_of[transpose];
+#define RE(j) LD(m->e[2 * k[j]] + 4 * v)
+#define IM(j) LD(m->e[2 * k[j] + 1] + 4 * v)
+    for (int v = 0; v < NV; v++)
+        rows_times_vec(RE(0), IM(0), RE(1), IM(1), RE(2), IM(2), RE(3), IM(3), x, y, v);
+#undef RE
+#undef IM
 }
 
 /* y = c a + s b per lane (c, s: L doubles each). */

@@ -175,7 +175,11 @@ def expval(circuit: Circuit, observables: Sequence[PauliSum], data: Any = None,
     weights : array or tensor of shape (n_weights,), optional
     dtype : {"complex128", "complex64"}, optional
     n_threads : int
-        0 = automatic, 1 = single-threaded.
+        0 = automatic (every CPU, when the batch is large enough), 1 =
+        single-threaded.  The results are the same bits whatever the threads
+        for read-outs and data gradients; weight gradients, summed over the
+        batch in chunks, may differ from the single-threaded ones in the
+        last bits, but repeat exactly for the same thread count.
 
     Returns
     -------
