@@ -1,10 +1,11 @@
 /* The tiled path for small circuits: forward pass, read-outs and adjoint
  * sweep of QODE_TILE_LANES circuits at a time (see tiled.h), driving the
- * state passes of tile_kernels.c along a schedule (tiled_schedule.c).
+ * state passes of tile_kernels.c along a schedule (tiled_schedule.c), with
+ * the block algebra of tiled_blocks.c and the prefix of tiled_prefix.c.
  *
- * The per-lane 2x2 algebra of fused blocks (lane2.h) is fused-multiply-add
- * friendly like the kernels; see tile_kernels.c for why this file allows
- * GCC to contract, unlike the rest of the build (the solver). */
+ * The per-lane 2x2 algebra (lane2.h) is fused-multiply-add friendly like
+ * the kernels; see tile_kernels.c for why this file allows GCC to contract,
+ * unlike the rest of the build (the solver). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
 #endif
@@ -36,8 +37,8 @@ static void apply_step(const qode_tile_job *job, const qode_tile_step *st, doubl
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
-        g[l] = &qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l), job->trainable, 0,
-                                 &scratch[l])->forward;
+        g[l] = &qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l),
+                                 job->trainable, 0, &scratch[l])->forward;
     qode_tile_apply(re, im, c->n_qubits, g);
 }
 
@@ -319,8 +320,8 @@ static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     const qode_prepared_gate *pg[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
-        pg[l] = qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l), job->trainable, 1,
-                                 &scratch[l]);
+        pg[l] = qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l),
+                                 job->trainable, 1, &scratch[l]);
     const double *phr, *phi;
     state_before(job, st, w, NULL, &phr, &phi);
     int np = qode_gate_params(op->kind);

@@ -14,7 +14,8 @@
  * Used by simulate.c and adjoint.c when n_qubits <= QODE_TILE_MAX_QUBITS and
  * the batch has more than one circuit.  tiled_schedule.c plans the steps,
  * tiled.c runs them (forward, read-outs, adjoint) with the state passes of
- * tile_kernels.c.
+ * tile_kernels.c, the per-lane block algebra of tiled_blocks.c and the
+ * product-state prefix of tiled_prefix.c.
  *
  * Four shortcuts make a variational circuit cheap (tiled_schedule.c):
  *   - the product-state prefix: a block that is the first step on its wire
