@@ -484,9 +484,16 @@ static QODE_ALWAYS_INLINE void reduced_lane_vector(double *lr, double *li, const
                                                    uint64_t stride, const lane2 *m, int v,
                                                    int update, lane2 *out)
 {
-    vec4 acc[8];
+    vec4 acc[8], mr[2][2], mi[2][2];
     for (int k = 0; k < 8; k++)
         acc[k] = (vec4){0, 0, 0, 0};
+    /* loaded once: the compiler may not move them out of a loop that stores
+     * through may_alias pointers */
+    for (int r = 0; r < 2 && update; r++)
+        for (int c = 0; c < 2; c++) {
+            mr[r][c] = LD(m->e[4 * r + 2 * c] + 4 * v);
+            mi[r][c] = LD(m->e[4 * r + 2 * c + 1] + 4 * v);
+        }
     for (uint64_t base = 0; base < dim; base += 2 * stride) {
         for (uint64_t i = base; i < base + stride; i++) {
             size_t o[2] = {i * L + 4 * v, (i + stride) * L + 4 * v};
@@ -504,8 +511,7 @@ static QODE_ALWAYS_INLINE void reduced_lane_vector(double *lr, double *li, const
             if (!update)
                 continue;
             for (int r = 0; r < 2; r++) { /* lam_r <- m_r0 lam_0 + m_r1 lam_1 */
-                vec4 m0r = LD(m->e[4 * r] + 4 * v), m0i = LD(m->e[4 * r + 1] + 4 * v);
-                vec4 m1r = LD(m->e[4 * r + 2] + 4 * v), m1i = LD(m->e[4 * r + 3] + 4 * v);
+                vec4 m0r = mr[r][0], m0i = mi[r][0], m1r = mr[r][1], m1i = mi[r][1];
                 ST(lr + o[r], m0r * xr[0] - m0i * xi[0] + m1r * xr[1] - m1i * xi[1]);
                 ST(li + o[r], m0r * xi[0] + m0i * xr[0] + m1r * xi[1] + m1i * xr[1]);
             }

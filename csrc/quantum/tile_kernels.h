@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "common/simd.h"
 #include "quantum/gates.h"
 #include "quantum/lane2.h"
 #include "quantum/tiled.h"
@@ -24,6 +25,14 @@ typedef double vec4 __attribute__((vector_size(32), aligned(8), may_alias));
 #define NV (L / 4)
 #define LD(p) (*(const vec4 *)(const void *)(p))
 #define ST(p, v) (*(vec4 *)(void *)(p) = (v))
+
+/* 1.0 for the lanes 4v .. 4v+3 below `valid`, 0.0 for the others: sums over
+ * the circuits of a tile leave out its unused lanes by this factor. */
+static QODE_ALWAYS_INLINE void qode_valid_lanes(int valid, int v, vec4 *keep)
+{
+    for (int i = 0; i < 4; i++)
+        (*keep)[i] = 4 * v + i < valid ? 1.0 : 0.0;
+}
 
 /* Applies one gate, given per lane (all lanes share form and wires). */
 void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *const *g);

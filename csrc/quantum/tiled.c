@@ -43,17 +43,18 @@ static void apply_step(const qode_tile_job *job, const qode_tile_step *st, doubl
 }
 
 /* The forward pass into (re, im); stores the state before each step that has
- * a checkpoint slot when `checkpoints` is not NULL.  `cols`: work for
- * qode_tile_prefix_columns, left holding them; `other`: one more tile state, the
- * target of permutation gathers. */
+ * a checkpoint slot when `checkpoints` is not NULL.  `cols` and
+ * `prefix_record` (may be NULL): for qode_tile_prefix_columns, left holding
+ * what it wrote; `other`: one more tile state, the target of permutation
+ * gathers. */
 static void forward_pass(const qode_tile_job *job, double *re, double *im, double *cols,
-                         double *checkpoints, double *other)
+                         double *prefix_record, double *checkpoints, double *other)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
     size_t plane = (size_t)L << n;
     double *cr = re, *ci = im, *xr = other, *xi = other + plane;
-    qode_tile_prefix_columns(job, cols);
+    qode_tile_prefix_columns(job, cols, prefix_record);
     qode_tile_product_state(cr, ci, n, cols);
     for (int32_t t = 0; t < s->main_end; t++) {
         const qode_tile_step *st = &s->steps[t];
@@ -81,7 +82,7 @@ static void forward_pass(const qode_tile_job *job, double *re, double *im, doubl
 void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
 {
     int n = job->c->n_qubits;
-    forward_pass(job, re, im, work, NULL, work + (size_t)4 * n * L);
+    forward_pass(job, re, im, work, NULL, NULL, work + (size_t)4 * n * L);
 }
 
 /* Observables whose terms are all Z words (no X or Y) and few enough are
@@ -212,6 +213,7 @@ typedef struct {
     double *checkpoints; /* n_checkpoints stored states */
     double *mats;        /* block_mats */
     double *cols;        /* prefix columns */
+    double *prefix_record; /* what the prefix adjoint needs of the forward pass */
 } adjoint_work;
 
 static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *work)
@@ -227,6 +229,7 @@ static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *w
     a.checkpoints = a.xi + plane;
     a.cols = a.checkpoints + (size_t)s->n_checkpoints * 2 * plane;
     a.mats = a.cols + (size_t)4 * n * L;
+    a.prefix_record = a.mats + qode_tile_block_scratch_doubles(s);
     return a;
 }
 
@@ -262,13 +265,14 @@ static void state_before(const qode_tile_job *job, const qode_tile_step *st,
 /* block_adjoint for a block that reads no data: one segment (a run of
  * shared ops), the same matrix M in every lane.  Its trainable angles need
  * only the reduced matrix summed over lanes, and lam is updated with M^+. */
+SIMD_CLONES
 static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
                                  const adjoint_work *w, int update_lambda,
                                  double *grad_trainable)
 {
     int n = job->c->n_qubits;
     const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
-    double dagger[8], sum[8] = {0};
+    double dagger[8], sum[8];
     lane2 inv, red;
     mat2_dagger(seg->m, dagger);
     lane2_broadcast(dagger, &inv);
@@ -278,9 +282,15 @@ static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step 
                       &red);
     if (seg->grad_count == 0)
         return;
+    vec4 acc[8] = {0};
+    for (int v = 0; v < NV; v++) {
+        vec4 keep;
+        qode_valid_lanes(job->valid, v, &keep);
+        for (int k = 0; k < 8; k++)
+            acc[k] += keep * LD(red.e[k] + 4 * v);
+    }
     for (int k = 0; k < 8; k++)
-        for (int l = 0; l < job->valid; l++)
-            sum[k] += red.e[k][l];
+        sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
     for (int32_t k = 0; k < seg->grad_count; k++) {
         const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
         grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
@@ -369,7 +379,8 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);
-    forward_pass(job, w.pr, w.pi, w.cols, s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
+    forward_pass(job, w.pr, w.pi, w.cols, w.prefix_record,
+                 s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
     seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
     if (c->n_data > 0)
         for (int l = 0; l < job->valid; l++)
@@ -393,6 +404,6 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
             op_adjoint(job, st, &w, update, grad_data, grad_trainable);
     }
     if (s->n_prefix > 0)
-        qode_tile_prefix_adjoint(job, w.lr, w.li, w.pr, w.pi, w.xr, w.xi, w.cols, w.mats,
-                                 grad_data, grad_trainable);
+        qode_tile_prefix_adjoint(job, w.lr, w.li, w.pr, w.pi, w.xr, w.xi, w.cols,
+                                 w.prefix_record, grad_data, grad_trainable);
 }

@@ -116,6 +116,9 @@ void qode_tile_schedule_free(qode_tile_schedule *s);
 /* Doubles of work space one thread needs: forward (adjoint = 0) or adjoint. */
 size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n_qubits, int adjoint);
 
+/* Of which the per-lane matrices of one block (tiled_blocks.h). */
+size_t qode_tile_block_scratch_doubles(const qode_tile_schedule *s);
+
 /* Doubles of one tile state (both planes). */
 size_t qode_tile_state_doubles(int n_qubits);
 

@@ -139,7 +139,34 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
     lane_mat_vec(&v, 0, x, y);
 }
 
-void qode_tile_prefix_columns(const qode_tile_job *job, double *cols)
+/* Doubles of the record of one prefix block: v_0 .. v_m, then (c, s) of
+ * each segment (used by rotations only). */
+static size_t block_record_doubles(const qode_tile_step *st)
+{
+    size_t m = (size_t)st->seg_count;
+    return (m + 1) * 4 * L + m * 2 * L;
+}
+
+size_t qode_tile_prefix_record_doubles(const qode_tile_schedule *s)
+{
+    size_t total = 0;
+    for (int32_t t = 0; t < s->main_end; t++)
+        if (s->steps[t].prefix)
+            total += block_record_doubles(&s->steps[t]);
+    return total;
+}
+
+/* v_0 .. v_m of prefix block st into v, and each rotation's (c, s) into cs. */
+static void block_forward(const qode_tile_job *job, const qode_tile_step *st, lane_vec *v,
+                          double *cs)
+{
+    const qode_tile_segment *segs = job->sched->segments + st->seg_start;
+    set_ket_zero(&v[0]);
+    for (int32_t j = 0; j < st->seg_count; j++)
+        segment_apply(job, &segs[j], &v[j], &v[j + 1], cs + (size_t)2 * L * j);
+}
+
+void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *record)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
@@ -151,37 +178,36 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols)
         const qode_tile_step *st = &s->steps[t];
         if (!st->prefix)
             continue;
-        const qode_tile_segment *segs = s->segments + st->seg_start;
-        int cur = 0;
-        set_ket_zero(&x[0]);
-        for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1)
-            segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
-        memcpy(cols + (size_t)4 * st->wire * L, &x[cur], sizeof(lane_vec));
+        const lane_vec *column;
+        if (record != NULL) { /* every v_s kept for the adjoint */
+            lane_vec *v = (lane_vec *)(void *)record;
+            block_forward(job, st, v, record + (size_t)(st->seg_count + 1) * 4 * L);
+            column = &v[st->seg_count];
+            record += block_record_doubles(st);
+        } else { /* only the last: two vectors in turn */
+            const qode_tile_segment *segs = s->segments + st->seg_start;
+            int cur = 0;
+            set_ket_zero(&x[0]);
+            for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1)
+                segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
+            column = &x[cur];
+        }
+        memcpy(cols + (size_t)4 * st->wire * L, column, sizeof(lane_vec));
     }
 }
 
-size_t qode_tile_prefix_scratch_doubles(const qode_tile_schedule *s)
-{
-    /* per block: v_0 .. v_m and (c, s) per segment */
-    size_t m = (size_t)(s->max_block > 0 ? s->max_block : 1);
-    return (m + 1) * 4 * L + m * 2 * L;
-}
-
-/* Adds the gradients of prefix block st, given k (see the top of the file).
- * scratch: qode_tile_prefix_scratch_doubles. */
+/* Adds the gradients of prefix block st, given k (see the top of the file)
+ * and the block's record from qode_tile_prefix_columns. */
 SIMD_CLONES
 static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
-                            const lane_vec *kappa, double *scratch, double *grad_data,
+                            const lane_vec *kappa, const double *record, double *grad_data,
                             double *grad_trainable)
 {
     const qode_circuit *c = job->c;
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     int m = st->seg_count;
-    lane_vec *v = (lane_vec *)(void *)scratch; /* v[0 .. m] */
-    double *cs = scratch + (size_t)(m + 1) * 4 * L;
-    set_ket_zero(&v[0]);
-    for (int s = 0; s < m; s++)
-        segment_apply(job, &segs[s], &v[s], &v[s + 1], cs + (size_t)2 * L * s);
+    const lane_vec *v = (const lane_vec *)(const void *)record; /* v[0 .. m] */
+    const double *cs = record + (size_t)(m + 1) * 4 * L;
     lane_vec nu[2];
     int cur = 0;
     nu[0] = *kappa;
@@ -191,15 +217,22 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
         lane_vec *next = &nu[cur ^ 1];
         if (seg->data_op < 0) { /* trainable angles: 2 Re Tr(A X), X[b][a] = sum_l x_b y_a */
             if (seg->grad_count > 0) {
-                double sum[8] = {0};
-                for (int b = 0; b < 2; b++)
-                    for (int a = 0; a < 2; a++)
-                        for (int l = 0; l < job->valid; l++) {
-                            double xr = x->e[2 * b][l], xi = x->e[2 * b + 1][l];
-                            double yr = y->e[2 * a][l], yi = y->e[2 * a + 1][l];
-                            sum[2 * (2 * b + a)] += xr * yr - xi * yi;
-                            sum[2 * (2 * b + a) + 1] += xr * yi + xi * yr;
+                vec4 acc[8] = {0};
+                for (int v = 0; v < NV; v++) {
+                    vec4 keep; /* 1 or 0 per lane */
+                    qode_valid_lanes(job->valid, v, &keep);
+                    for (int b = 0; b < 2; b++)
+                        for (int a = 0; a < 2; a++) {
+                            vec4 xr = keep * LD(x->e[2 * b] + 4 * v);
+                            vec4 xi = keep * LD(x->e[2 * b + 1] + 4 * v);
+                            vec4 yr = LD(y->e[2 * a] + 4 * v), yi = LD(y->e[2 * a + 1] + 4 * v);
+                            acc[2 * (2 * b + a)] += xr * yr - xi * yi;
+                            acc[2 * (2 * b + a) + 1] += xr * yi + xi * yr;
                         }
+                }
+                double sum[8];
+                for (int k = 0; k < 8; k++)
+                    sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
                 for (int32_t k = 0; k < seg->grad_count; k++) {
                     const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
                     grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
@@ -253,7 +286,7 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
  * x, which leaves k for that wire. */
 void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
                               double *ti, double *xr, double *xi, const double *cols,
-                              double *scratch, double *grad_data, double *grad_trainable)
+                              const double *record, double *grad_data, double *grad_trainable)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
@@ -292,6 +325,7 @@ void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, 
         memcpy(kappa.e[1], ui, sizeof(double) * L);
         memcpy(kappa.e[2], ur + L, sizeof(double) * L);
         memcpy(kappa.e[3], ui + L, sizeof(double) * L);
-        block_gradients(job, st, &kappa, scratch, grad_data, grad_trainable);
+        block_gradients(job, st, &kappa, record, grad_data, grad_trainable);
+        record += block_record_doubles(st);
     }
 }

@@ -12,17 +12,19 @@
 
 /* The column of every wire into cols[(4 * w + k) * L + l]: for lane l,
  * k = 0, 1 the re and im of the wire's |0> amplitude, k = 2, 3 of its |1>
- * amplitude; B_w |0> for a wire with a prefix block, |0> otherwise. */
-void qode_tile_prefix_columns(const qode_tile_job *job, double *cols);
+ * amplitude; B_w |0> for a wire with a prefix block, |0> otherwise.  With
+ * `record` not NULL (qode_tile_prefix_record_doubles of space), also keeps
+ * what the adjoint needs: the vector after every segment, and the cos and
+ * sin of every data rotation. */
+void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *record);
 
-/* Doubles of scratch qode_tile_prefix_adjoint needs besides its planes. */
-size_t qode_tile_prefix_scratch_doubles(const qode_tile_schedule *s);
+size_t qode_tile_prefix_record_doubles(const qode_tile_schedule *s);
 
 /* Adds the gradients of all prefix blocks.  (lr, li): lam right after the
  * prefix (destroyed); (tr, ti) and (xr, xi): two more tile planes of
- * scratch; cols: the prefix columns; scratch: as sized above. */
+ * scratch; cols and record: from qode_tile_prefix_columns. */
 void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
                               double *ti, double *xr, double *xi, const double *cols,
-                              double *scratch, double *grad_data, double *grad_trainable);
+                              const double *record, double *grad_data, double *grad_trainable);
 
 #endif /* QODE_QUANTUM_TILED_PREFIX_H */

@@ -384,14 +384,20 @@ size_t qode_tile_state_doubles(int n)
     return (size_t)2 * QODE_TILE_LANES << n;
 }
 
-size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
+size_t qode_tile_block_scratch_doubles(const qode_tile_schedule *s)
 {
     /* per block segment and lane: V, S (8 doubles each) and up to 3 derivatives */
-    size_t block = (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * QODE_TILE_LANES * 8;
-    if (block < qode_tile_prefix_scratch_doubles(s)) /* the adjoint's prefix uses it too */
-        block = qode_tile_prefix_scratch_doubles(s);
+    return (size_t)5 * (s->max_block > 0 ? s->max_block : 1) * QODE_TILE_LANES * 8;
+}
+
+size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
+{
     size_t prefix_columns = (size_t)4 * n * QODE_TILE_LANES;
     /* forward: the state, and the other half of a gather for permutations */
     size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1 + (s->n_permutations > 0);
-    return states * qode_tile_state_doubles(n) + block + prefix_columns;
+    size_t doubles = states * qode_tile_state_doubles(n) + qode_tile_block_scratch_doubles(s) +
+                     prefix_columns;
+    if (adjoint)
+        doubles += qode_tile_prefix_record_doubles(s);
+    return doubles;
 }
