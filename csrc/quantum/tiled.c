@@ -163,9 +163,12 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
     const qode_observables *obs = &job->sched->obs;
-    memset(lr, 0, sizeof(double) * dim * L);
-    memset(li, 0, sizeof(double) * dim * L);
-    if (obs->n_obs > 0 && grad_expval != NULL && diagonal_observables(obs)) {
+    int diagonal = obs->n_obs > 0 && grad_expval != NULL && diagonal_observables(obs);
+    if (!diagonal || grad_probs != NULL) { /* qode_tile_z_seed alone writes every entry */
+        memset(lr, 0, sizeof(double) * dim * L);
+        memset(li, 0, sizeof(double) * dim * L);
+    }
+    if (diagonal) {
         double w[QODE_TILE_DIAG_MAX_TERMS * L];
         for (int32_t k = 0; k < obs->n_obs; k++)
             for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
