@@ -75,6 +75,26 @@ static int rows_real(const pair_rows *m)
     return 1;
 }
 
+/* One pair (i0, i0 + stride) of lane vector v times the 2x2 (mr, mi). */
+static QODE_ALWAYS_INLINE void pair_update(double *re, double *im, uint64_t i0, uint64_t stride,
+                                           const vec4 *mr, const vec4 *mi, int v, int real)
+{
+    size_t o0 = i0 * L + 4 * v, o1 = (i0 + stride) * L + 4 * v;
+    vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
+    vec4 cr = mr[0] * ar + mr[1] * br, ci = mr[0] * ai + mr[1] * bi;
+    vec4 dr = mr[2] * ar + mr[3] * br, di = mr[2] * ai + mr[3] * bi;
+    if (!real) {
+        cr = cr - mi[0] * ai - mi[1] * bi;
+        ci = ci + mi[0] * ar + mi[1] * br;
+        dr = dr - mi[2] * ai - mi[3] * bi;
+        di = di + mi[2] * ar + mi[3] * br;
+    }
+    ST(re + o0, cr);
+    ST(im + o0, ci);
+    ST(re + o1, dr);
+    ST(im + o1, di);
+}
+
 /* The pairs loop of tile_pairs for lane vector v; `real` is a constant at
  * each call, so each variant compiles to its own loop. */
 static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_t count,
@@ -87,23 +107,14 @@ static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_
         mr[k] = LD(m->r[k] + 4 * v);
         mi[k] = LD(m->i[k] + 4 * v);
     }
-    for (uint64_t k = 0; k < count; k++) {
-        uint64_t i0 = spread(k, pos, np) | ctrl, i1 = i0 + stride;
-        size_t o0 = i0 * L + 4 * v, o1 = i1 * L + 4 * v;
-        vec4 ar = LD(re + o0), ai = LD(im + o0), br = LD(re + o1), bi = LD(im + o1);
-        vec4 cr = mr[0] * ar + mr[1] * br, ci = mr[0] * ai + mr[1] * bi;
-        vec4 dr = mr[2] * ar + mr[3] * br, di = mr[2] * ai + mr[3] * bi;
-        if (!real) {
-            cr = cr - mi[0] * ai - mi[1] * bi;
-            ci = ci + mi[0] * ar + mi[1] * br;
-            dr = dr - mi[2] * ai - mi[3] * bi;
-            di = di + mi[2] * ar + mi[3] * br;
-        }
-        ST(re + o0, cr);
-        ST(im + o0, ci);
-        ST(re + o1, dr);
-        ST(im + o1, di);
+    if (np == 1 && ctrl == 0) { /* a plain one-qubit gate: blocks of pairs, no index spreading */
+        for (uint64_t base = 0; base < 2 * count; base += 2 * stride)
+            for (uint64_t i0 = base; i0 < base + stride; i0++)
+                pair_update(re, im, i0, stride, mr, mi, v, real);
+        return;
     }
+    for (uint64_t k = 0; k < count; k++)
+        pair_update(re, im, spread(k, pos, np) | ctrl, stride, mr, mi, v, real);
 }
 
 /* 2x2 (per lane) on the pairs (i, i + 2^target) with every control bit set.
