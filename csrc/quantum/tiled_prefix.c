@@ -166,6 +166,7 @@ static void block_forward(const qode_tile_job *job, const qode_tile_step *st, la
         segment_apply(job, &segs[j], &v[j], &v[j + 1], cs + (size_t)2 * L * j);
 }
 
+SIMD_CLONES
 void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *record)
 {
     const qode_tile_schedule *s = job->sched;
@@ -284,6 +285,7 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
  * from T_k over bit k (wire n-1-k), every T_k kept (T_0 in lam, the others
  * packed in t); the block on bit p then contracts T_p over its top bits in
  * x, which leaves k for that wire. */
+SIMD_CLONES
 void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
                               double *ti, double *xr, double *xi, const double *cols,
                               const double *record, double *grad_data, double *grad_trainable)
