@@ -51,6 +51,25 @@ def _as_numpy(x: Any) -> np.ndarray:
     return np.asarray(x, dtype=np.float64)
 
 
+def _with_dtype(x: Any, dtype: Any) -> Any:
+    """x as dtype (a tensor); no call when it already is (a small batch in a
+    training loop pays for every torch call)."""
+    return x if x.dtype == dtype else x.to(dtype)
+
+
+def _tensor_of(a: np.ndarray, dtype: Any) -> Any:
+    """A tensor of dtype sharing a's memory when it can."""
+    return _with_dtype(torch.from_numpy(a), dtype)
+
+
+def _with_batch_shape(x: Any, batch_shape: tuple[int, ...]) -> Any:
+    """x of shape (batch, k) as (*batch_shape, k); x itself when that is its
+    shape already (no view, and so no extra autograd node)."""
+    if tuple(x.shape[:-1]) == batch_shape:
+        return x
+    return x.reshape(*batch_shape, x.shape[-1])
+
+
 def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int, ...], Any, Any]:
     """Validates shapes; returns (batch_shape, data, weights) with data
     reshaped to (batch, n_data) (same array type as given).  Values (NaN and
@@ -73,7 +92,8 @@ def _check_inputs(circuit: Circuit, data: Any, weights: Any) -> tuple[tuple[int,
             raise ValueError(f"data must have shape (..., {n_data}) for this circuit, got "
                              f"{tuple(data.shape)}")
         batch_shape = tuple(data.shape[:-1])
-        data = data.reshape(-1, n_data)
+        if data.ndim != 2:  # (a reshape that changes nothing still costs a call)
+            data = data.reshape(-1, n_data)
     if weights is None:
         if n_weights > 0:
             raise ValueError(f"the circuit has {n_weights} trainable weight(s); pass weights "
@@ -127,7 +147,7 @@ if torch is not None:
             ev, pr = runner.forward(d, w)
             ctx.runner, ctx.d, ctx.w = runner, d, w
             out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
-            return (torch.from_numpy(ev).to(out_dtype), torch.from_numpy(pr).to(out_dtype))
+            return _tensor_of(ev, out_dtype), _tensor_of(pr, out_dtype)
 
         @staticmethod
         @once_differentiable
@@ -154,7 +174,7 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
         if not _is_tensor(weights):
             weights = torch.as_tensor(weights, dtype=ref.dtype)
         ev, pr = _CircuitFunction.apply(data, weights, runner)
-        ev, pr = ev.to(ref.dtype), pr.to(ref.dtype)
+        ev, pr = _with_dtype(ev, ref.dtype), _with_dtype(pr, ref.dtype)
     else:
         ev, pr = runner.forward(data, weights)
         if state_dtype == "complex64":
@@ -189,14 +209,14 @@ def expval(circuit: Circuit, observables: Sequence[PauliSum], data: Any = None,
         raise ValueError("expval needs at least one observable")
     batch_shape, ev, _ = _execute(circuit, list(observables), False, data, weights, dtype,
                                   n_threads)
-    return ev.reshape(*batch_shape, ev.shape[-1])
+    return _with_batch_shape(ev, batch_shape)
 
 
 def probs(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
           n_threads: int = 0):
     """Probabilities of all 2^n basis states, shape (..., 2^n) (wire 0 most significant)."""
     batch_shape, _, pr = _execute(circuit, None, True, data, weights, dtype, n_threads)
-    return pr.reshape(*batch_shape, pr.shape[-1])
+    return _with_batch_shape(pr, batch_shape)
 
 
 def state(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
