@@ -515,9 +515,12 @@ static QODE_ALWAYS_INLINE void reduced_lane_vector(double *lr, double *li, const
             }
             for (int b = 0; b < 2; b++)
                 for (int a = 0; a < 2; a++) {
-                    /* phi_b conj(lam_a) */
-                    acc[2 * (2 * b + a)] += pr[b] * xr[a] + pi[b] * xi[a];
-                    acc[2 * (2 * b + a) + 1] += pi[b] * xr[a] - pr[b] * xi[a];
+                    /* phi_b conj(lam_a), one fused multiply-add per product
+                     * straight into the accumulator */
+                    acc[2 * (2 * b + a)] += pr[b] * xr[a];
+                    acc[2 * (2 * b + a)] += pi[b] * xi[a];
+                    acc[2 * (2 * b + a) + 1] += pi[b] * xr[a];
+                    acc[2 * (2 * b + a) + 1] -= pr[b] * xi[a];
                 }
             if (!update)
                 continue;

@@ -227,8 +227,10 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
                             vec4 xr = keep * LD(x->e[2 * b] + 4 * v);
                             vec4 xi = keep * LD(x->e[2 * b + 1] + 4 * v);
                             vec4 yr = LD(y->e[2 * a] + 4 * v), yi = LD(y->e[2 * a + 1] + 4 * v);
-                            acc[2 * (2 * b + a)] += xr * yr - xi * yi;
-                            acc[2 * (2 * b + a) + 1] += xr * yi + xi * yr;
+                            acc[2 * (2 * b + a)] += xr * yr;
+                            acc[2 * (2 * b + a)] -= xi * yi;
+                            acc[2 * (2 * b + a) + 1] += xr * yi;
+                            acc[2 * (2 * b + a) + 1] += xi * yr;
                         }
                 }
                 double sum[8];
