@@ -212,3 +212,42 @@ def test_threads_and_concurrent_calls_repeat_bit_for_bit():
         for got in runs:
             for a, b in zip(got, first):
                 assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("n,keeps_tape", [(2, True), (4, True), (8, False)])
+def test_tape_gives_the_gradients_of_recomputation(n, keeps_tape):
+    """A forward pass that keeps a tape (small circuits in batches, expectation
+    values only) spares the backward the forward pass: read-outs and
+    gradients are the same bits as when the backward runs it again.  Larger
+    circuits keep none (writing and reading it back would cost more)."""
+    from qode.quantum.execute import _Runner
+
+    rng = np.random.default_rng(40 + n)
+    c = layered_circuit(rng, n, 2, 2)
+    obs = z_observables(n)
+    runner = _Runner(c, obs, False, "complex128", 1)
+    d = rng.uniform(-np.pi, np.pi, size=(13, c.num_data))
+    w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+    ev, _, no_tape = runner.forward(d, w)
+    ev_taped, _, tape = runner.forward(d, w, want_tape=True)
+    assert no_tape is None
+    assert (tape is not None) == keeps_tape
+    assert np.array_equal(ev, ev_taped)
+    g = rng.normal(size=ev.shape)
+    for a, b in zip(runner.vjp(d, w, g, None, tape), runner.vjp(d, w, g, None)):
+        assert np.array_equal(a, b)
+
+
+def test_tape_of_another_call_is_refused():
+    from qode.quantum.execute import _Runner
+
+    rng = np.random.default_rng(3)
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    runner = _Runner(c, obs, False, "complex128", 1)
+    w = rng.uniform(size=c.num_weights)
+    d16, d24 = rng.uniform(size=(16, 4)), rng.uniform(size=(24, 4))
+    _, _, tape = runner.forward(d16, w, want_tape=True)
+    with pytest.raises(ValueError, match="tape does not belong"):
+        runner.vjp(d24, w, np.ones((24, 4)), None, tape)
+    with pytest.raises(ValueError, match="tape does not belong"):
+        runner.vjp(d16, w, np.ones((16, 4)), np.ones((16, 16)), tape)
