@@ -415,17 +415,16 @@ static PyObject *py_qsim_sample(PyObject *self, PyObject *args)
 static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
 {
     PyObject *spec, *data, *trainable, *states_obj, *obs_spec, *gexp_obj, *gprob_obj;
-    PyObject *tape_obj = Py_None;
     int dtype_code, n_threads;
-    if (!PyArg_ParseTuple(args, "OOOiOOOOi|O", &spec, &data, &trainable, &dtype_code,
-                          &states_obj, &obs_spec, &gexp_obj, &gprob_obj, &n_threads, &tape_obj))
+    if (!PyArg_ParseTuple(args, "OOOiOOOOi", &spec, &data, &trainable, &dtype_code, &states_obj,
+                          &obs_spec, &gexp_obj, &gprob_obj, &n_threads))
         return NULL;
     PyObject *result = NULL;
     circuit_view v;
     obs_view ov;
     int have_obs = 0;
     PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *gexp = NULL,
-                  *gprob = NULL, *gdata = NULL, *gtrain = NULL, *tape = NULL;
+                  *gprob = NULL, *gdata = NULL, *gtrain = NULL;
     memset(&ov, 0, sizeof ov);
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
@@ -474,19 +473,6 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
             goto done;
         }
     }
-    if (tape_obj != Py_None) { /* from qsim_forward: the same call, or a clear error */
-        tape = as_array(tape_obj, NPY_FLOAT64, 1, "tape");
-        if (tape == NULL)
-            goto done;
-        if (states != NULL || gprob != NULL || gexp == NULL ||
-            PyArray_DIM(tape, 0) != (npy_intp)qode_qsim_tape_doubles(
-                                        &v.c, batch, PyArray_DATA(train_a), &ov.o)) {
-            PyErr_SetString(PyExc_ValueError, "the tape does not belong to this call (it is "
-                            "kept by qsim_forward for the gradient of the same expectation "
-                            "values)");
-            goto done;
-        }
-    }
     npy_intp gd_dims[2] = {batch, v.c.n_data};
     npy_intp gt_dims[1] = {v.c.n_trainable};
     gdata = (PyArrayObject *)PyArray_SimpleNew(2, gd_dims, NPY_FLOAT64);
@@ -496,17 +482,11 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
     char msg[MSG_LEN] = "";
     qode_status st;
     Py_BEGIN_ALLOW_THREADS
-    if (tape != NULL)
-        st = qode_qsim_adjoint_vjp_taped(&v.c, dtype, batch, PyArray_DATA(data_a),
-                                         PyArray_DATA(train_a), PyArray_DATA(tape), &ov.o,
-                                         PyArray_DATA(gexp), PyArray_DATA(gdata),
-                                         PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
-    else
-        st = qode_qsim_adjoint_vjp(&v.c, dtype, batch, PyArray_DATA(data_a),
-                                   PyArray_DATA(train_a), states ? PyArray_DATA(states) : NULL,
-                                   have_obs ? &ov.o : NULL, gexp ? PyArray_DATA(gexp) : NULL,
-                                   gprob ? PyArray_DATA(gprob) : NULL, PyArray_DATA(gdata),
-                                   PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
+    st = qode_qsim_adjoint_vjp(&v.c, dtype, batch, PyArray_DATA(data_a), PyArray_DATA(train_a),
+                               states ? PyArray_DATA(states) : NULL, have_obs ? &ov.o : NULL,
+                               gexp ? PyArray_DATA(gexp) : NULL,
+                               gprob ? PyArray_DATA(gprob) : NULL, PyArray_DATA(gdata),
+                               PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
     Py_END_ALLOW_THREADS
     if (st != QODE_OK) {
         raise_quantum(st, msg);
@@ -521,7 +501,6 @@ done:
     Py_XDECREF(gprob);
     Py_XDECREF(gdata);
     Py_XDECREF(gtrain);
-    Py_XDECREF(tape);
     if (have_obs)
         obs_release(&ov);
     circuit_release(&v);
@@ -531,9 +510,9 @@ done:
 static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
 {
     PyObject *spec, *data, *trainable, *obs_spec;
-    int dtype_code, want_probs, want_states, n_threads, want_tape = 0;
-    if (!PyArg_ParseTuple(args, "OOOiOppi|p", &spec, &data, &trainable, &dtype_code, &obs_spec,
-                          &want_probs, &want_states, &n_threads, &want_tape))
+    int dtype_code, want_probs, want_states, n_threads;
+    if (!PyArg_ParseTuple(args, "OOOiOppi", &spec, &data, &trainable, &dtype_code, &obs_spec,
+                          &want_probs, &want_states, &n_threads))
         return NULL;
     if (dtype_code != QODE_COMPLEX64 && dtype_code != QODE_COMPLEX128) {
         PyErr_SetString(PyExc_ValueError, "dtype must be complex64 or complex128");
@@ -543,8 +522,7 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     circuit_view v;
     obs_view ov;
     int have_obs = 0;
-    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL,
-                  *tape = NULL;
+    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL;
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
     if (params_from_objects(&v, data, trainable, &data_a, &train_a) < 0)
@@ -586,40 +564,24 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
         if ((pr = (PyArrayObject *)PyArray_SimpleNew(2, dims, NPY_FLOAT64)) == NULL)
             goto done;
     }
-    if (want_tape && have_obs && !want_probs && !want_states) {
-        /* expectation values for a backward pass to come: keep a tape if
-         * this call has one (small circuits in batches) */
-        npy_intp doubles =
-            (npy_intp)qode_qsim_tape_doubles(&v.c, batch, PyArray_DATA(train_a), &ov.o);
-        if (doubles > 0 && (tape = (PyArrayObject *)PyArray_SimpleNew(1, &doubles,
-                                                                      NPY_FLOAT64)) == NULL)
-            goto done;
-    }
     Py_BEGIN_ALLOW_THREADS
-    if (tape != NULL)
-        st = qode_qsim_forward_taped(&v.c, (qode_dtype)dtype_code, batch, PyArray_DATA(data_a),
-                                     PyArray_DATA(train_a), &ov.o, PyArray_DATA(ev),
-                                     PyArray_DATA(tape), n_threads, msg, sizeof msg);
-    else
-        st = qode_qsim_forward(&v.c, (qode_dtype)dtype_code, batch, PyArray_DATA(data_a),
-                               PyArray_DATA(train_a), have_obs ? &ov.o : NULL,
-                               ev ? PyArray_DATA(ev) : NULL, pr ? PyArray_DATA(pr) : NULL,
-                               states ? PyArray_DATA(states) : NULL, n_threads, msg, sizeof msg);
+    st = qode_qsim_forward(&v.c, (qode_dtype)dtype_code, batch, PyArray_DATA(data_a),
+                           PyArray_DATA(train_a), have_obs ? &ov.o : NULL,
+                           ev ? PyArray_DATA(ev) : NULL, pr ? PyArray_DATA(pr) : NULL,
+                           states ? PyArray_DATA(states) : NULL, n_threads, msg, sizeof msg);
     Py_END_ALLOW_THREADS
     if (st != QODE_OK) {
         raise_quantum(st, msg);
         goto done;
     }
-    result = Py_BuildValue("OOOO", states ? (PyObject *)states : Py_None,
-                           ev ? (PyObject *)ev : Py_None, pr ? (PyObject *)pr : Py_None,
-                           tape ? (PyObject *)tape : Py_None);
+    result = Py_BuildValue("OOO", states ? (PyObject *)states : Py_None,
+                           ev ? (PyObject *)ev : Py_None, pr ? (PyObject *)pr : Py_None);
 done:
     Py_XDECREF(data_a);
     Py_XDECREF(train_a);
     Py_XDECREF(states);
     Py_XDECREF(ev);
     Py_XDECREF(pr);
-    Py_XDECREF(tape);
     if (have_obs)
         obs_release(&ov);
     circuit_release(&v);
@@ -629,9 +591,7 @@ done:
 PyMethodDef qode_quantum_methods[] = {
     {"qsim_forward", py_qsim_forward, METH_VARARGS,
      "qsim_forward(spec, data, trainable, dtype_code, obs_spec|None, want_probs, want_states, "
-     "n_threads, want_tape=False) -> (states|None, expval|None, probs|None, tape|None); a "
-     "tape (expectation values only, small circuits in batches) spares qsim_adjoint_vjp the "
-     "forward pass"},
+     "n_threads) -> (states|None, expval|None, probs|None)"},
     {"qsim_run", py_qsim_run, METH_VARARGS,
      "qsim_run(spec, data, trainable, dtype_code, n_threads) -> states (batch, 2^n)"},
     {"qsim_expval", py_qsim_expval, METH_VARARGS,
@@ -642,6 +602,6 @@ PyMethodDef qode_quantum_methods[] = {
      "qsim_sample(states, shots, seed, n_threads) -> (batch, shots) int64 basis indices"},
     {"qsim_adjoint_vjp", py_qsim_adjoint_vjp, METH_VARARGS,
      "qsim_adjoint_vjp(spec, data, trainable, dtype_code, states|None, obs_spec|None, "
-     "grad_expval|None, grad_probs|None, n_threads, tape=None) -> (grad_data, grad_trainable)"},
+     "grad_expval|None, grad_probs|None, n_threads) -> (grad_data, grad_trainable)"},
     {NULL, NULL, 0, NULL},
 };

@@ -38,8 +38,6 @@ typedef struct {
     const qode_prepared_gate *prepared;
     int64_t batch;
     const qode_tile_schedule *sched;
-    const double *tape; /* tiled: the forward pass's tape, or NULL to run it again */
-    size_t tape_doubles; /* per tile */
 } vjp_ctx;
 
 /* lam <- M psi for circuit row b. */
@@ -85,8 +83,7 @@ static void vjp_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
                              t * QODE_TILE_LANES, 0};
         int64_t left = x->batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
-        const double *tape = x->tape != NULL ? x->tape + (size_t)t * x->tape_doubles : NULL;
-        qode_tile_adjoint(&job, tape, x->grad_expval, x->grad_probs, work, x->grad_data, gtrain);
+        qode_tile_adjoint(&job, x->grad_expval, x->grad_probs, work, x->grad_data, gtrain);
     }
 }
 
@@ -138,14 +135,12 @@ static void vjp_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b
     }
 }
 
-/* qode_qsim_adjoint_vjp, from a tape when `tape` is not NULL (see
- * qode_qsim_adjoint_vjp_taped). */
-static qode_status adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                               const double *data, const double *trainable, const void *states,
-                               const double *tape, const qode_observables *obs,
-                               const double *grad_expval, const double *grad_probs,
-                               double *grad_data, double *grad_trainable, int n_threads,
-                               char *msg, size_t len)
+qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t batch,
+                                  const double *data, const double *trainable,
+                                  const void *states, const qode_observables *obs,
+                                  const double *grad_expval, const double *grad_probs,
+                                  double *grad_data, double *grad_trainable, int n_threads,
+                                  char *msg, size_t len)
 {
     qode_status st;
     size_t bytes;
@@ -199,8 +194,7 @@ static qode_status adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t 
     }
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
                  grad_probs, grad_data, gtrain, train_stride, workspace, work_doubles,
-                 prepared, batch, sched, tape,
-                 tape != NULL ? qode_tile_tape_doubles(sched, n) : 0};
+                 prepared, batch, sched};
     st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     for (int32_t i = 0; i < c->n_trainable; i++) {
         double total = 0.0;
@@ -213,32 +207,4 @@ static qode_status adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t 
     free(prepared);
     qode_tile_schedule_free(sched);
     return st;
-}
-
-qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                                  const double *data, const double *trainable,
-                                  const void *states, const qode_observables *obs,
-                                  const double *grad_expval, const double *grad_probs,
-                                  double *grad_data, double *grad_trainable, int n_threads,
-                                  char *msg, size_t len)
-{
-    return adjoint_vjp(c, dtype, batch, data, trainable, states, NULL, obs, grad_expval,
-                       grad_probs, grad_data, grad_trainable, n_threads, msg, len);
-}
-
-qode_status qode_qsim_adjoint_vjp_taped(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                                        const double *data, const double *trainable,
-                                        const double *tape, const qode_observables *obs,
-                                        const double *grad_expval, double *grad_data,
-                                        double *grad_trainable, int n_threads, char *msg,
-                                        size_t len)
-{
-    if (tape == NULL || grad_expval == NULL || obs == NULL ||
-        qode_qsim_tape_doubles(c, batch, trainable, obs) == 0) {
-        if (msg != NULL && len > 0)
-            snprintf(msg, len, "this call keeps no tape (see qode_qsim_tape_doubles)");
-        return QODE_ERR_INVALID_ARGUMENT;
-    }
-    return adjoint_vjp(c, dtype, batch, data, trainable, NULL, tape, obs, grad_expval, NULL,
-                       grad_data, grad_trainable, n_threads, msg, len);
 }

@@ -45,8 +45,6 @@ typedef struct {
     int tiled;
     int64_t batch_size;
     const qode_tile_schedule *sched;
-    double *tape;       /* may be NULL: else each tile's tape, tape_doubles apart */
-    size_t tape_doubles;
 } run_ctx;
 
 /* One circuit at a time (large n, or a batch of one). */
@@ -96,13 +94,6 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
                              t * QODE_TILE_LANES, 0};
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
-        if (x->tape != NULL) { /* the state is the start of the tile's tape */
-            double *tape = x->tape + (size_t)t * x->tape_doubles;
-            qode_tile_forward_taped(&job, tape, re);
-            qode_tile_readout(&job, tape, tape + qode_tile_state_doubles(x->c->n_qubits) / 2,
-                              x->expval, x->probs, x->states, x->dtype);
-            continue;
-        }
         qode_tile_forward(&job, re, im, rest);
         qode_tile_readout(&job, re, im, x->expval, x->probs, x->states, x->dtype);
     }
@@ -113,13 +104,10 @@ int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch)
     return n_qubits <= QODE_TILE_MAX_QUBITS && batch > 1;
 }
 
-/* qode_qsim_forward, and qode_qsim_forward_taped when tape is not NULL (then
- * probs and states are NULL, and the schedule is built with derivatives,
- * as the adjoint builds it). */
-static qode_status forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                           const double *data, const double *trainable,
-                           const qode_observables *obs, double *expval, double *probs,
-                           void *states, double *tape, int n_threads, char *msg, size_t len)
+qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
+                              const double *data, const double *trainable,
+                              const qode_observables *obs, double *expval, double *probs,
+                              void *states, int n_threads, char *msg, size_t len)
 {
     qode_status st;
     size_t bytes;
@@ -146,13 +134,12 @@ static qode_status forward(const qode_circuit *c, qode_dtype dtype, int64_t batc
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
     int threads = qode_qbatch_threads(n_threads, units,
                                      work_per_row * (tiled ? QODE_TILE_LANES : 1));
-    int taped = tape != NULL;
-    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, taped);
+    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
     /* only expectation values read: trailing gates may fold into them */
     int fold = expval != NULL && probs == NULL && states == NULL;
     qode_tile_schedule *sched =
         (tiled && prepared != NULL)
-            ? qode_tile_schedule_new(c, prepared, taped, expval != NULL ? obs : NULL, fold)
+            ? qode_tile_schedule_new(c, prepared, 0, expval != NULL ? obs : NULL, fold)
             : NULL;
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 0) : 0)
                                 : (states == NULL ? 2 * dim : 0);
@@ -168,52 +155,12 @@ static qode_status forward(const qode_circuit *c, qode_dtype dtype, int64_t batc
         return QODE_ERR_NO_MEMORY;
     }
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
-                 work, work_doubles, tiled, batch, sched, tape,
-                 taped ? qode_tile_tape_doubles(sched, n) : 0};
+                 work, work_doubles, tiled, batch, sched};
     st = qode_qbatch_run(tiled ? run_tiles : run_rows, &x, units, threads);
     free(prepared);
     free(work);
     qode_tile_schedule_free(sched);
     return st;
-}
-
-qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                              const double *data, const double *trainable,
-                              const qode_observables *obs, double *expval, double *probs,
-                              void *states, int n_threads, char *msg, size_t len)
-{
-    return forward(c, dtype, batch, data, trainable, obs, expval, probs, states, NULL,
-                   n_threads, msg, len);
-}
-
-int64_t qode_qsim_tape_doubles(const qode_circuit *c, int64_t batch, const double *trainable,
-                               const qode_observables *obs)
-{
-    if (!qode_qsim_uses_tiles(c->n_qubits, batch) || obs == NULL || obs->n_obs == 0)
-        return 0;
-    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
-    qode_tile_schedule *sched =
-        prepared != NULL ? qode_tile_schedule_new(c, prepared, 1, obs, 1) : NULL;
-    size_t per_tile = sched != NULL ? qode_tile_tape_doubles(sched, c->n_qubits) : 0;
-    free(prepared);
-    qode_tile_schedule_free(sched);
-    if (per_tile == 0 || per_tile * sizeof(double) > QODE_TAPE_MAX_TILE_BYTES)
-        return 0;
-    return (int64_t)per_tile * ((batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES);
-}
-
-qode_status qode_qsim_forward_taped(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                                    const double *data, const double *trainable,
-                                    const qode_observables *obs, double *expval, double *tape,
-                                    int n_threads, char *msg, size_t len)
-{
-    if (tape == NULL || expval == NULL || qode_qsim_tape_doubles(c, batch, trainable, obs) == 0) {
-        if (msg != NULL && len > 0)
-            snprintf(msg, len, "this call keeps no tape (see qode_qsim_tape_doubles)");
-        return QODE_ERR_INVALID_ARGUMENT;
-    }
-    return forward(c, dtype, batch, data, trainable, obs, expval, NULL, NULL, tape, n_threads,
-                   msg, len);
 }
 
 qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch,

@@ -30,28 +30,6 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
                               const qode_observables *obs, double *expval, double *probs,
                               void *states, int n_threads, char *msg, size_t msg_len);
 
-/* A forward pass may keep, per tile of circuits, what the adjoint sweep
- * needs of it (a "tape", see tiled.h), so that the backward of a training
- * step does not run the forward pass again.  It does so only for batches on
- * the tiled path whose tape is at most this many bytes per tile (it is
- * written and read back once: beyond about the size of a core's cache that
- * costs more than running the forward pass again). */
-#define QODE_TAPE_MAX_TILE_BYTES ((size_t)32 << 10)
-
-/* Doubles of the tape for expectation values `obs` of this call (the data
- * does not matter), or 0 when the call keeps none. */
-int64_t qode_qsim_tape_doubles(const qode_circuit *c, int64_t batch, const double *trainable,
-                               const qode_observables *obs);
-
-/* qode_qsim_forward for expectation values only, also filling `tape`
- * (qode_qsim_tape_doubles of them; an error if that is 0).  Pass the tape
- * to qode_qsim_adjoint_vjp_taped with the same circuit, batch, data,
- * trainable values and observables. */
-qode_status qode_qsim_forward_taped(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                                    const double *data, const double *trainable,
-                                    const qode_observables *obs, double *expval, double *tape,
-                                    int n_threads, char *msg, size_t msg_len);
-
 /* 1 if qode_qsim_forward / qode_qsim_adjoint_vjp use the tiled path. */
 int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch);
 
@@ -93,15 +71,5 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
                                   const double *grad_expval, const double *grad_probs,
                                   double *grad_data, double *grad_trainable, int n_threads,
                                   char *msg, size_t msg_len);
-
-/* qode_qsim_adjoint_vjp for expectation values, from the tape a
- * qode_qsim_forward_taped call kept (same circuit, batch, data, trainable
- * values and observables) instead of running the forward pass again. */
-qode_status qode_qsim_adjoint_vjp_taped(const qode_circuit *c, qode_dtype dtype, int64_t batch,
-                                        const double *data, const double *trainable,
-                                        const double *tape, const qode_observables *obs,
-                                        const double *grad_expval, double *grad_data,
-                                        double *grad_trainable, int n_threads, char *msg,
-                                        size_t msg_len);
 
 #endif /* QODE_QUANTUM_SIMULATE_H */

@@ -10,7 +10,6 @@
 #pragma GCC optimize("fp-contract=fast")
 #endif
 #include <math.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -80,42 +79,10 @@ static void forward_pass(const qode_tile_job *job, double *re, double *im, doubl
     }
 }
 
-/* Where the parts of one tile's tape (see tiled.h) start, in doubles: the
- * state after the forward pass (at 0), its checkpoints, the prefix columns
- * and the prefix record.  The adjoint's work space ends with the same
- * parts but the state (it is pr/pi there). */
-typedef struct {
-    size_t checkpoints, cols, prefix_record;
-} tape_offsets;
-
-static tape_offsets tape_layout(const qode_tile_schedule *s, int n)
-{
-    size_t plane = (size_t)L << n;
-    tape_offsets o;
-    o.checkpoints = 2 * plane;
-    o.cols = o.checkpoints + (size_t)s->n_checkpoints * 2 * plane;
-    o.prefix_record = o.cols + (size_t)4 * n * L;
-    return o;
-}
-
-size_t qode_tile_tape_doubles(const qode_tile_schedule *s, int n)
-{
-    return tape_layout(s, n).prefix_record + qode_tile_prefix_record_doubles(s);
-}
-
 void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
 {
     int n = job->c->n_qubits;
     forward_pass(job, re, im, work, NULL, NULL, work + (size_t)4 * n * L);
-}
-
-void qode_tile_forward_taped(const qode_tile_job *job, double *tape, double *work)
-{
-    const qode_tile_schedule *s = job->sched;
-    int n = job->c->n_qubits;
-    tape_offsets o = tape_layout(s, n);
-    forward_pass(job, tape, tape + ((size_t)L << n), tape + o.cols, tape + o.prefix_record,
-                 s->n_checkpoints > 0 ? tape + o.checkpoints : NULL, work);
 }
 
 /* Observables whose terms are all Z words (no X or Y) and few enough are
@@ -241,25 +208,18 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     }
 }
 
-/* Where the adjoint sweep keeps its states (see qode_tile_work_doubles).
- * What the forward pass left for the sweep (checkpoints, prefix columns and
- * record) is only read by it: in this tile's work space, or in a tape. */
+/* Where the adjoint sweep keeps its states (see qode_tile_work_doubles). */
 typedef struct {
     double *pr, *pi;     /* the forward state (un-applied step by step without checkpoints) */
     double *lr, *li;     /* lambda */
     double *xr, *xi;     /* scratch of the prefix contractions */
+    double *checkpoints; /* n_checkpoints stored states */
     double *mats;        /* block_mats */
-    const double *checkpoints;   /* n_checkpoints stored states */
-    const double *cols;          /* prefix columns */
-    const double *prefix_record; /* what the prefix adjoint needs of the forward pass */
+    double *cols;        /* prefix columns */
+    double *prefix_record; /* what the prefix adjoint needs of the forward pass */
 } adjoint_work;
 
-
-/* The adjoint's work space: six tile planes and the block matrices, then
- * room for what a forward pass leaves: the parts of a tape but its state
- * (which is pr/pi here).  `rest` points there, at the checkpoints. */
-static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *work,
-                                   double **rest)
+static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *work)
 {
     size_t plane = (size_t)L << n;
     adjoint_work a;
@@ -269,12 +229,10 @@ static adjoint_work adjoint_layout(const qode_tile_schedule *s, int n, double *w
     a.li = a.lr + plane;
     a.xr = a.li + plane;
     a.xi = a.xr + plane;
-    a.mats = a.xi + plane;
-    *rest = a.mats + qode_tile_block_scratch_doubles(s);
-    tape_offsets o = tape_layout(s, n);
-    a.checkpoints = *rest;
-    a.cols = *rest + (o.cols - o.checkpoints);
-    a.prefix_record = *rest + (o.prefix_record - o.checkpoints);
+    a.checkpoints = a.xi + plane;
+    a.cols = a.checkpoints + (size_t)s->n_checkpoints * 2 * plane;
+    a.mats = a.cols + (size_t)4 * n * L;
+    a.prefix_record = a.mats + qode_tile_block_scratch_doubles(s);
     return a;
 }
 
@@ -417,26 +375,15 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
     w->xr = tr; w->xi = ti;
 }
 
-void qode_tile_adjoint(const qode_tile_job *job, const double *tape, const double *grad_expval,
+void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
                        const double *grad_probs, double *work, double *grad_data,
                        double *grad_trainable)
 {
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
-    int n = c->n_qubits;
-    double *rest; /* where this tile's own forward pass leaves its outputs */
-    adjoint_work w = adjoint_layout(s, n, work, &rest);
-    if (tape != NULL) { /* the forward pass ran already: read what it left */
-        tape_offsets o = tape_layout(s, n);
-        memcpy(w.pr, tape, sizeof(double) * o.checkpoints); /* the state: pr/pi get changed */
-        w.checkpoints = tape + o.checkpoints;
-        w.cols = tape + o.cols;
-        w.prefix_record = tape + o.prefix_record;
-    } else {
-        forward_pass(job, w.pr, w.pi, rest + (w.cols - w.checkpoints),
-                     rest + (w.prefix_record - w.checkpoints),
-                     s->n_checkpoints > 0 ? rest : NULL, w.xr);
-    }
+    adjoint_work w = adjoint_layout(s, c->n_qubits, work);
+    forward_pass(job, w.pr, w.pi, w.cols, w.prefix_record,
+                 s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
     seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
     if (c->n_data > 0)
         for (int l = 0; l < job->valid; l++)

@@ -144,22 +144,11 @@ void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double 
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
                        double *expval, double *probs, void *states, qode_dtype dtype);
 
-/* A tile's "tape": what the adjoint sweep needs of the forward pass (the
- * state after it, the checkpoints, the prefix columns and record), kept by
- * a forward pass so that the backward of a training step need not run it
- * again.  Needs a schedule built with derivatives. */
-size_t qode_tile_tape_doubles(const qode_tile_schedule *s, int n_qubits);
-
-/* qode_tile_forward into a tape (its first 2 L 2^n doubles are then the
- * state, re plane first); work: qode_tile_work_doubles(..., 0). */
-void qode_tile_forward_taped(const qode_tile_job *job, double *tape, double *work);
-
-/* Adjoint sweep for a tile (the schedule's observables, with derivatives),
- * from the tile's tape, or (tape NULL) running the forward pass first.
+/* Adjoint sweep for a tile (the schedule's observables, with derivatives).
  * Work space: qode_tile_work_doubles(..., 1).  Adds the trainable gradients
  * (summed over the valid lanes) into grad_trainable and writes rows b0.. of
  * grad_data. */
-void qode_tile_adjoint(const qode_tile_job *job, const double *tape, const double *grad_expval,
+void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
                        const double *grad_probs, double *work, double *grad_data,
                        double *grad_trainable);
 

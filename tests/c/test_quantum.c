@@ -350,53 +350,10 @@ static void test_thread_pool_repeatable_and_fork_safe(void)
     free(data); free(g); free(gd);
 }
 
-/* A forward pass that keeps a tape gives the same read-outs, and the adjoint
- * from the tape the same gradients (bit for bit), as without one; a call
- * that cannot keep one says so. */
-static void test_tape_matches_recomputation(void)
-{
-    enum { N = THREAD_N, B = 37 };
-    qode_op ops[3 * N];
-    qode_param_ref refs[2 * N];
-    qode_circuit c = thread_test_circuit(ops, refs);
-    int64_t start[N + 1];
-    uint64_t xm[N], zm[N];
-    double coeff[N];
-    qode_observables obs = thread_test_observables(start, xm, zm, coeff);
-    double data[B * N], g[B * N], w[N] = {0.4, -1.2, 0.9, 2.1};
-    for (int i = 0; i < B * N; i++) {
-        data[i] = 3.0 * sin(0.71 * i + 0.2);
-        g[i] = cos(0.23 * i);
-    }
-    int64_t doubles = qode_qsim_tape_doubles(&c, B, w, &obs);
-    CHECK_MSG(doubles > 0, "a 4-qubit batch keeps a tape");
-    double *tape = malloc(sizeof(double) * (size_t)doubles);
-    double ev1[B * N], ev2[B * N], gd1[B * N], gd2[B * N], gw1[N], gw2[N];
-    char msg[256];
-    CHECK_MSG(qode_qsim_forward(&c, QODE_COMPLEX128, B, data, w, &obs, ev1, NULL, NULL, 1, msg,
-                                sizeof msg) == QODE_OK, "%s", msg);
-    CHECK_MSG(qode_qsim_forward_taped(&c, QODE_COMPLEX128, B, data, w, &obs, ev2, tape, 1, msg,
-                                      sizeof msg) == QODE_OK, "%s", msg);
-    CHECK_MSG(memcmp(ev1, ev2, sizeof ev1) == 0, "read-outs differ with a tape");
-    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, &obs, g, NULL, gd1, gw1,
-                                    1, msg, sizeof msg) == QODE_OK, "%s", msg);
-    CHECK_MSG(qode_qsim_adjoint_vjp_taped(&c, QODE_COMPLEX128, B, data, w, tape, &obs, g, gd2,
-                                          gw2, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
-    CHECK_MSG(memcmp(gd1, gd2, sizeof gd1) == 0, "data gradients differ with a tape");
-    CHECK_MSG(memcmp(gw1, gw2, sizeof gw1) == 0, "weight gradients differ with a tape");
-    /* one circuit runs untiled: no tape, and the taped calls refuse */
-    CHECK_MSG(qode_qsim_tape_doubles(&c, 1, w, &obs) == 0, "a single circuit keeps no tape");
-    CHECK_MSG(qode_qsim_forward_taped(&c, QODE_COMPLEX128, 1, data, w, &obs, ev2, tape, 1, msg,
-                                      sizeof msg) == QODE_ERR_INVALID_ARGUMENT,
-              "taped forward of a single circuit accepted");
-    free(tape);
-}
-
 int main(void)
 {
     test_threads_match_single_thread();
     test_thread_pool_repeatable_and_fork_safe();
-    test_tape_matches_recomputation();
     test_single_rotation();
     test_bell_and_wire_order();
     test_adjoint_against_finite_differences();

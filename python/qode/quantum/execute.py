@@ -122,22 +122,17 @@ class _Runner:
         self.dtype_code = _DTYPE_CODES[dtype]
         self.n_threads = int(n_threads)
 
-    def forward(self, data: np.ndarray, weights: np.ndarray, want_tape: bool = False):
-        """(expvals (B, n_obs), probs (B, 2^n), tape); unrequested read-outs
-        are (B, 0).  With want_tape, the C core may keep what the adjoint
-        sweep needs of this forward pass (small circuits in batches, reading
-        expectation values only); tape is None otherwise."""
-        _, ev, pr, tape = _C.qsim_forward(self.spec, data, weights, self.dtype_code,
-                                          self.obs_spec, self.want_probs, False, self.n_threads,
-                                          want_tape)
+    def forward(self, data: np.ndarray, weights: np.ndarray):
+        """(expvals (B, n_obs), probs (B, 2^n)); unrequested ones are (B, 0)."""
+        _, ev, pr = _C.qsim_forward(self.spec, data, weights, self.dtype_code, self.obs_spec,
+                                    self.want_probs, False, self.n_threads)
         empty = np.zeros((data.shape[0], 0))
-        return (ev if ev is not None else empty), (pr if pr is not None else empty), tape
+        return (ev if ev is not None else empty), (pr if pr is not None else empty)
 
-    def vjp(self, data, weights, grad_ev, grad_pr, tape=None):
-        """Adjoint sweep, from the forward pass's tape or (None) running the
-        forward pass again in C."""
+    def vjp(self, data, weights, grad_ev, grad_pr):
+        """Adjoint sweep (the final states are recomputed in C)."""
         return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None,
-                                   self.obs_spec, grad_ev, grad_pr, self.n_threads, tape)
+                                   self.obs_spec, grad_ev, grad_pr, self.n_threads)
 
 
 if torch is not None:
@@ -149,9 +144,8 @@ if torch is not None:
         @staticmethod
         def forward(ctx, data, weights, runner):
             d, w = _as_numpy(data), _as_numpy(weights)
-            # a backward pass is coming: let the C core keep what it needs
-            ev, pr, tape = runner.forward(d, w, want_tape=any(ctx.needs_input_grad[:2]))
-            ctx.runner, ctx.d, ctx.w, ctx.tape = runner, d, w, tape
+            ev, pr = runner.forward(d, w)
+            ctx.runner, ctx.d, ctx.w = runner, d, w
             out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
             return _tensor_of(ev, out_dtype), _tensor_of(pr, out_dtype)
 
@@ -163,8 +157,7 @@ if torch is not None:
             g_pr = _as_numpy(grad_pr) if (grad_pr is not None and runner.want_probs) else None
             if g_ev is None and g_pr is None:
                 return None, None, None
-            tape = ctx.tape if g_pr is None else None  # a tape serves expectation values
-            gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr, tape)
+            gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
             data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
             return (torch.from_numpy(gd) if data else None,
                     torch.from_numpy(gw) if weights else None, None)
@@ -183,7 +176,7 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
         ev, pr = _CircuitFunction.apply(data, weights, runner)
         ev, pr = _with_dtype(ev, ref.dtype), _with_dtype(pr, ref.dtype)
     else:
-        ev, pr, _ = runner.forward(data, weights)
+        ev, pr = runner.forward(data, weights)
         if state_dtype == "complex64":
             ev, pr = ev.astype(np.float32), pr.astype(np.float32)
     return batch_shape, ev, pr
