@@ -107,13 +107,14 @@ void qode_tile_readout(const qode_tile_job *job, const double *re, const double 
     if (expval != NULL && obs->n_obs > 0 && diagonal_observables(obs)) {
         double v[QODE_TILE_DIAG_MAX_TERMS * L];
         qode_tile_z_expvals(re, im, n, obs->z_mask, obs->term_start[obs->n_obs], v);
-        for (int32_t k = 0; k < obs->n_obs; k++)
-            for (int l = 0; l < job->valid; l++) {
-                double total = 0.0;
-                for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
-                    total += obs->coeff[t] * v[t * L + l];
-                expval[(size_t)(job->b0 + l) * obs->n_obs + k] = total;
-            }
+        for (int32_t k = 0; k < obs->n_obs; k++) {
+            double total[L] = {0};
+            for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
+                for (int l = 0; l < L; l++)
+                    total[l] += obs->coeff[t] * v[t * L + l];
+            for (int l = 0; l < job->valid; l++)
+                expval[(size_t)(job->b0 + l) * obs->n_obs + k] = total[l];
+        }
     } else if (expval != NULL && obs->n_obs > 0) {
         double v[L];
         for (int32_t k = 0; k < obs->n_obs; k++) {
