@@ -5,6 +5,7 @@ core through its C interface and ends by printing ``N passed, M failed``.  Each
 one is compiled together with every ``csrc/**/*.c`` except the CPython binding
 (``csrc/binding/``), with AddressSanitizer (which includes LeakSanitizer) and
 UndefinedBehaviorSanitizer, and must exit 0 with ``0 failed`` on its last line.
+The programs that run thread pools also run under ThreadSanitizer.
 New parts of the core (``csrc/quantum``, ``csrc/social``, ...) and their test
 programs are picked up without changes here.
 
@@ -155,3 +156,23 @@ def test_fast_sincos_built_as_the_tiled_path(gcc: str, tmp_path: Path) -> None:
     assert build.returncode == 0, build.stdout
     _assert_all_checks_passed(_run([str(exe)], timeout=RUN_TIMEOUT_S),
                               "test_fast_math.c built with contraction")
+
+
+THREADED_C_TESTS = ["test_quantum.c", "test_social.c"]
+
+
+@pytest.mark.parametrize("name", THREADED_C_TESTS)
+def test_threaded_c_program_under_thread_sanitizer(name: str, gcc: str, tmp_path: Path) -> None:
+    """The thread pools (quantum worker pool, social threads) under
+    ThreadSanitizer: no data races in the threaded tests, which include
+    repeated jobs on the pool and threads against one thread.  A child
+    forked from a threaded process starting threads is outside what TSan
+    supports, so it runs with die_after_fork=0."""
+    source = ROOT / "tests" / "c" / name
+    exe = tmp_path / (source.stem + "_tsan")
+    build = _run([gcc, "-std=c11", "-O1", "-g", "-fsanitize=thread", f"-I{CSRC}", str(source),
+                  *map(str, core_sources()), "-o", str(exe), *LIBS])
+    assert build.returncode == 0, f"compiling {name} with -fsanitize=thread failed:\n{build.stdout}"
+    env = dict(os.environ, TSAN_OPTIONS="halt_on_error=1:die_after_fork=0")
+    _assert_all_checks_passed(_run([str(exe)], env=env, timeout=RUN_TIMEOUT_S),
+                              f"{name} under ThreadSanitizer")

@@ -2,6 +2,7 @@
  * on the dtype. */
 #include <string.h>
 
+#include "common/simd.h"
 #include "quantum/kernels.h"
 
 static int popcount64(uint64_t v)
@@ -50,12 +51,7 @@ void qode_qstate_set_zero_state(void *s, qode_dtype dtype, int n)
 /* ---- vectorised complex128 one-qubit kernels ---------------------------------
  * Two complex numbers (re, im, re, im) per 32-byte vector, in the interleaved
  * layout of the state.  Compiled for AVX2/FMA and baseline x86-64, chosen when
- * the library loads (GCC target_clones); other compilers get the baseline. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__)
-#define SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define SIMD_CLONES
-#endif
+ * the library loads (SIMD_CLONES, common/simd.h). */
 
 /* cmul below passes 32-byte vectors between inlined functions; GCC's note on
  * the AVX calling convention does not concern them. */

@@ -15,18 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 
-/* The pair loops are compiled twice on x86-64 Linux with GCC: for AVX2 + FMA
- * (x86-64-v3) and for the baseline; the loader picks one per CPU (ifunc).
- * Define QODE_NO_SIMD_CLONES to build the baseline only.  ThreadSanitizer
- * cannot run ifunc resolvers (they run before its runtime starts), so a TSan
- * build gets the baseline only. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__linux__) \
-    && !defined(QODE_NO_SIMD_CLONES) && !defined(__SANITIZE_THREAD__)
-#define QODE_SIMD_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define QODE_SIMD_CLONES
-#endif
-
+/* The pair loops are compiled twice (SIMD_CLONES, common/simd.h): for AVX2
+ * + FMA and for the baseline; the loader picks one per CPU. */
+#include "common/simd.h"
 #include "common/fast_tanh.h"
 #include "social/parallel.h"
 #include "social/social_internal.h"
