@@ -94,7 +94,7 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
                              t * QODE_TILE_LANES, 0};
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
-        qode_tile_forward(&job, re, im, rest);
+        qode_tile_forward(&job, re, rest); /* im follows re */
         qode_tile_readout(&job, re, im, x->expval, x->probs, x->states, x->dtype);
     }
 }

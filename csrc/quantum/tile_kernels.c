@@ -75,8 +75,10 @@ static int rows_real(const pair_rows *m)
     return 1;
 }
 
-/* One pair (i0, i0 + stride) of lane vector v times the 2x2 (mr, mi). */
-static QODE_ALWAYS_INLINE void pair_update(double *re, double *im, uint64_t i0, uint64_t stride,
+/* One pair (i0, i0 + stride) of lane vector v times the 2x2 (mr, mi), read
+ * from (re, im) and written to (out_re, out_im) (the same arrays, or others). */
+static QODE_ALWAYS_INLINE void pair_update(const double *re, const double *im, double *out_re,
+                                           double *out_im, uint64_t i0, uint64_t stride,
                                            const vec4 *mr, const vec4 *mi, int v, int real)
 {
     size_t o0 = i0 * L + 4 * v, o1 = (i0 + stride) * L + 4 * v;
@@ -89,15 +91,16 @@ static QODE_ALWAYS_INLINE void pair_update(double *re, double *im, uint64_t i0, 
         dr = dr - mi[2] * ai - mi[3] * bi;
         di = di + mi[2] * ar + mi[3] * br;
     }
-    ST(re + o0, cr);
-    ST(im + o0, ci);
-    ST(re + o1, dr);
-    ST(im + o1, di);
+    ST(out_re + o0, cr);
+    ST(out_im + o0, ci);
+    ST(out_re + o1, dr);
+    ST(out_im + o1, di);
 }
 
 /* The pairs loop of tile_pairs for lane vector v; `real` is a constant at
  * each call, so each variant compiles to its own loop. */
-static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_t count,
+static QODE_ALWAYS_INLINE void pairs_lane_vector(const double *re, const double *im,
+                                                 double *out_re, double *out_im, uint64_t count,
                                                  const int *pos, int np, uint64_t ctrl,
                                                  uint64_t stride, const pair_rows *m, int v,
                                                  int real)
@@ -110,19 +113,19 @@ static QODE_ALWAYS_INLINE void pairs_lane_vector(double *re, double *im, uint64_
     if (np == 1 && ctrl == 0) { /* a plain one-qubit gate: blocks of pairs, no index spreading */
         for (uint64_t base = 0; base < 2 * count; base += 2 * stride)
             for (uint64_t i0 = base; i0 < base + stride; i0++)
-                pair_update(re, im, i0, stride, mr, mi, v, real);
+                pair_update(re, im, out_re, out_im, i0, stride, mr, mi, v, real);
         return;
     }
     for (uint64_t k = 0; k < count; k++)
-        pair_update(re, im, spread(k, pos, np) | ctrl, stride, mr, mi, v, real);
+        pair_update(re, im, out_re, out_im, spread(k, pos, np) | ctrl, stride, mr, mi, v, real);
 }
 
 /* 2x2 (per lane) on the pairs (i, i + 2^target) with every control bit set.
  * One vector of lanes at a time: its 8 matrix registers, 4 inputs and the
  * products fit the 16 vector registers (all NV at once would spill). */
 SIMD_CLONES
-static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
-                       const pair_rows *m)
+static void tile_pairs(const double *re, const double *im, double *out_re, double *out_im,
+                       int n, const qode_gate_matrix *g, const pair_rows *m)
 {
     int pos[4];
     int np = qode_gate_fixed_positions(g, pos);
@@ -130,9 +133,11 @@ static void tile_pairs(double *re, double *im, int n, const qode_gate_matrix *g,
     int real_matrix = rows_real(m);
     for (int v = 0; v < NV; v++) {
         if (real_matrix)
-            pairs_lane_vector(re, im, count, pos, np, g->ctrl_mask, stride, m, v, 1);
+            pairs_lane_vector(re, im, out_re, out_im, count, pos, np, g->ctrl_mask, stride, m, v,
+                              1);
         else
-            pairs_lane_vector(re, im, count, pos, np, g->ctrl_mask, stride, m, v, 0);
+            pairs_lane_vector(re, im, out_re, out_im, count, pos, np, g->ctrl_mask, stride, m, v,
+                              0);
     }
 }
 
@@ -233,7 +238,7 @@ void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *cons
     case QODE_FORM_CTRL1: {
         load_lanes(g, 4, &m);
         pair_rows rows = rows_of_lane_matrix(&m);
-        tile_pairs(re, im, n, g[0], &rows);
+        tile_pairs(re, im, re, im, n, g[0], &rows);
         return;
     }
     case QODE_FORM_DENSE2:
@@ -245,6 +250,12 @@ void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *cons
 
 void qode_tile_apply_2x2(double *re, double *im, int n, int target, const lane2 *mats)
 {
+    qode_tile_apply_2x2_to(re, im, n, target, mats, re, im);
+}
+
+void qode_tile_apply_2x2_to(const double *re, const double *im, int n, int target,
+                            const lane2 *mats, double *out_re, double *out_im)
+{
     qode_gate_matrix geometry;
     geometry.form = QODE_FORM_DENSE1;
     geometry.target = target;
@@ -255,7 +266,7 @@ void qode_tile_apply_2x2(double *re, double *im, int n, int target, const lane2 
         rows.r[k] = mats->e[2 * k];
         rows.i[k] = mats->e[2 * k + 1];
     }
-    tile_pairs(re, im, n, &geometry, &rows);
+    tile_pairs(re, im, out_re, out_im, n, &geometry, &rows); /* every amplitude in a pair */
 }
 
 SIMD_CLONES

@@ -40,6 +40,10 @@ void qode_tile_apply(double *re, double *im, int n, const qode_gate_matrix *cons
 /* Per-lane 2x2 matrices on target bit `target` (wire n - 1 - target). */
 void qode_tile_apply_2x2(double *re, double *im, int n, int target, const lane2 *mats);
 
+/* The same from (re, im) into another tile state (out_re, out_im). */
+void qode_tile_apply_2x2_to(const double *re, const double *im, int n, int target,
+                            const lane2 *mats, double *out_re, double *out_im);
+
 /* The product state of one column per wire: cols[(4 w + k) L + l] holds,
  * for lane l, re and im of the wire's |0> entry (k = 0, 1) and |1> entry
  * (k = 2, 3); amplitude i is the product over wires of their entry at the

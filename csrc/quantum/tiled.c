@@ -23,66 +23,80 @@
 
 /* ---- forward and read-outs ------------------------------------------------- */
 
-/* Applies step t of the schedule (not a prefix block) to the tile. */
-static void apply_step(const qode_tile_job *job, const qode_tile_step *st, double *re,
-                       double *im)
+/* Applies a multi-qubit step (an op) to the tile state in place. */
+static void apply_op(const qode_tile_job *job, const qode_tile_step *st, double *state)
 {
     const qode_circuit *c = job->c;
-    if (st->op < 0) {
-        lane2 mats;
-        qode_tile_block_product(job, st, &mats);
-        qode_tile_apply_2x2(re, im, c->n_qubits, c->n_qubits - 1 - st->wire, &mats);
-        return;
-    }
     qode_prepared_gate scratch[L];
     const qode_gate_matrix *g[L];
     for (int l = 0; l < L; l++)
         g[l] = &qode_prepared_op(c, job->prepared, st->op, qode_tile_lane_row(job, l),
                                  job->trainable, 0, &scratch[l])->forward;
-    qode_tile_apply(re, im, c->n_qubits, g);
+    qode_tile_apply(state, state + ((size_t)L << c->n_qubits), c->n_qubits, g);
 }
 
-/* The forward pass into (re, im); stores the state before each step that has
- * a checkpoint slot when `checkpoints` is not NULL.  `cols` and
- * `prefix_record` (may be NULL): for qode_tile_prefix_columns, left holding
- * what it wrote; `other`: one more tile state, the target of permutation
- * gathers. */
-static void forward_pass(const qode_tile_job *job, double *re, double *im, double *cols,
+/* The first step from t on that is not a prefix block (or main_end). */
+static int32_t next_main_step(const qode_tile_schedule *s, int32_t t)
+{
+    while (t < s->main_end && s->steps[t].prefix)
+        t++;
+    return t;
+}
+
+/* The forward pass into `state` (a tile state: re plane, then im plane).
+ * When `checkpoints` is not NULL it leaves the state before each step that
+ * has a checkpoint slot in that slot: the step before writes its result
+ * there directly (blocks and permutations are applied out of place), so
+ * nothing is copied for it.  `cols` and `prefix_record` (may be NULL): for
+ * qode_tile_prefix_columns, left holding what it wrote; `other`: one more
+ * tile state. */
+static void forward_pass(const qode_tile_job *job, double *state, double *cols,
                          double *prefix_record, double *checkpoints, double *other)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
-    size_t plane = (size_t)L << n;
-    double *cr = re, *ci = im, *xr = other, *xi = other + plane;
+    size_t plane = (size_t)L << n, dim = (size_t)1 << n;
     qode_tile_prefix_columns(job, cols, prefix_record);
-    qode_tile_product_state(cr, ci, n, cols);
-    for (int32_t t = 0; t < s->main_end; t++) {
+    int32_t t = next_main_step(s, 0);
+    /* where the state before step t is to be: its slot, or `state` */
+#define HOME(t)                                                                                \
+    ((t) < s->main_end && checkpoints != NULL && s->steps[t].checkpoint >= 0                   \
+         ? checkpoints + (size_t)s->steps[t].checkpoint * 2 * plane                            \
+         : state)
+    double *cur = HOME(t);
+    qode_tile_product_state(cur, cur + plane, n, cols);
+    while (t < s->main_end) {
         const qode_tile_step *st = &s->steps[t];
-        if (st->prefix)
-            continue;
-        if (st->permutation) { /* gather into the other buffer and switch to it */
-            qode_tile_gather(cr, ci, s->perms + st->start, (size_t)1 << n, xr, xi);
-            double *tr = cr, *ti = ci;
-            cr = xr; ci = xi; xr = tr; xi = ti;
-            continue;
+        int32_t next = next_main_step(s, t + 1);
+        double *want = HOME(next);
+        if (st->permutation) { /* a gather never runs in place */
+            double *out = want != cur ? want : other;
+            qode_tile_gather(cur, cur + plane, s->perms + st->start, dim, out, out + plane);
+            cur = out;
+        } else if (st->op < 0) { /* a block: in place only where cur is not a checkpoint */
+            lane2 mats;
+            qode_tile_block_product(job, st, &mats);
+            qode_tile_apply_2x2_to(cur, cur + plane, n, n - 1 - st->wire, &mats, want,
+                                   want + plane);
+            cur = want;
+        } else { /* an op runs in place: on a copy when cur must stay (a checkpoint) */
+            if (want != cur) {
+                memcpy(want, cur, sizeof(double) * 2 * plane);
+                cur = want;
+            }
+            apply_op(job, st, cur);
         }
-        if (checkpoints != NULL && st->checkpoint >= 0) {
-            double *slot = checkpoints + (size_t)st->checkpoint * 2 * plane;
-            memcpy(slot, cr, sizeof(double) * plane);
-            memcpy(slot + plane, ci, sizeof(double) * plane);
-        }
-        apply_step(job, st, cr, ci);
+        t = next;
     }
-    if (cr != re) {
-        memcpy(re, cr, sizeof(double) * plane);
-        memcpy(im, ci, sizeof(double) * plane);
-    }
+#undef HOME
+    if (cur != state)
+        memcpy(state, cur, sizeof(double) * 2 * plane);
 }
 
-void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work)
+void qode_tile_forward(const qode_tile_job *job, double *state, double *work)
 {
     int n = job->c->n_qubits;
-    forward_pass(job, re, im, work, NULL, NULL, work + (size_t)4 * n * L);
+    forward_pass(job, state, work, NULL, NULL, work + (size_t)4 * n * L);
 }
 
 /* Observables whose terms are all Z words (no X or Y) and few enough are
@@ -383,7 +397,7 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);
-    forward_pass(job, w.pr, w.pi, w.cols, w.prefix_record,
+    forward_pass(job, w.pr, w.cols, w.prefix_record,
                  s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
     seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
     if (c->n_data > 0)

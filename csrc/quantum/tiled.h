@@ -133,9 +133,10 @@ typedef struct {
     int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
 } qode_tile_job;
 
-/* Runs the circuits of the tile from |0...0> up to step main_end into (re,
- * im); `work` as from qode_tile_work_doubles(..., 0) minus the tile state. */
-void qode_tile_forward(const qode_tile_job *job, double *re, double *im, double *work);
+/* Runs the circuits of the tile from |0...0> up to step main_end into
+ * `state` (a tile state: the re plane, then the im plane); `work` as from
+ * qode_tile_work_doubles(..., 0) minus the tile state. */
+void qode_tile_forward(const qode_tile_job *job, double *state, double *work);
 
 /* Read-outs of a simulated tile (each may be NULL):
  *   expval  rows b0.. of a (batch, n_obs) matrix (the schedule's observables),
