@@ -75,8 +75,8 @@ typedef struct {
     pthread_cond_t wake;  /* a job was posted */
     pthread_cond_t done;  /* the last worker left a closed job */
     int n_workers;        /* worker w runs as thread w + 1 */
-    uint64_t generation;  /* counts posted jobs */
-    atomic_ullong posted; /* generation, also readable without the lock */
+    atomic_ullong generation; /* counts posted jobs; changed with the lock held, also
+                                 watched without it (spin_for_next_job) */
     job *current;
     int n_threads; /* threads the current job may use */
     int open;
@@ -84,7 +84,7 @@ typedef struct {
 } worker_pool;
 
 static worker_pool pool = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER,
-                           PTHREAD_COND_INITIALIZER, 0, 0, 0, NULL, 0, 0, 0};
+                           PTHREAD_COND_INITIALIZER, 0, 0, NULL, 0, 0, 0};
 /* Held for a whole job: one job at a time uses the workers. */
 static pthread_mutex_t pool_in_use = PTHREAD_MUTEX_INITIALIZER;
 /* The generation each worker was started at (so it does not miss a job
@@ -98,11 +98,11 @@ static int64_t now_ns(void)
     return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
 }
 
-/* Watches `posted` for up to QODE_SPIN_NS (see there). */
+/* Watches the generation for up to QODE_SPIN_NS (see there). */
 static void spin_for_next_job(uint64_t seen)
 {
     int64_t until = now_ns() + QODE_SPIN_NS;
-    for (int k = 1; atomic_load_explicit(&pool.posted, memory_order_relaxed) == seen; k++) {
+    for (int k = 1; atomic_load_explicit(&pool.generation, memory_order_relaxed) == seen; k++) {
 #if defined(__x86_64__) || defined(__i386__)
         __builtin_ia32_pause();
 #endif
@@ -197,8 +197,7 @@ qode_status qode_qbatch_run(qode_qbatch_fn fn, void *ctx, int64_t batch, int n_t
     pool.n_threads = workers + 1 < n_threads ? workers + 1 : n_threads;
     pool.open = 1;
     pool.running = 0;
-    pool.generation++;
-    atomic_store(&pool.posted, pool.generation);
+    atomic_fetch_add(&pool.generation, 1);
     pthread_cond_broadcast(&pool.wake);
     pthread_mutex_unlock(&pool.lock);
 

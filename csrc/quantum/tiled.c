@@ -43,6 +43,16 @@ static int32_t next_main_step(const qode_tile_schedule *s, int32_t t)
     return t;
 }
 
+/* Where the forward pass keeps the state before step t: the step's
+ * checkpoint slot when it has one, otherwise `state`. */
+static double *state_home(const qode_tile_schedule *s, int32_t t, double *state,
+                          double *checkpoints, size_t plane)
+{
+    if (t < s->main_end && checkpoints != NULL && s->steps[t].checkpoint >= 0)
+        return checkpoints + (size_t)s->steps[t].checkpoint * 2 * plane;
+    return state;
+}
+
 /* The forward pass into `state` (a tile state: re plane, then im plane).
  * When `checkpoints` is not NULL it leaves the state before each step that
  * has a checkpoint slot in that slot: the step before writes its result
@@ -58,17 +68,12 @@ static void forward_pass(const qode_tile_job *job, double *state, double *cols,
     size_t plane = (size_t)L << n, dim = (size_t)1 << n;
     qode_tile_prefix_columns(job, cols, prefix_record);
     int32_t t = next_main_step(s, 0);
-    /* where the state before step t is to be: its slot, or `state` */
-#define HOME(t)                                                                                \
-    ((t) < s->main_end && checkpoints != NULL && s->steps[t].checkpoint >= 0                   \
-         ? checkpoints + (size_t)s->steps[t].checkpoint * 2 * plane                            \
-         : state)
-    double *cur = HOME(t);
+    double *cur = state_home(s, t, state, checkpoints, plane);
     qode_tile_product_state(cur, cur + plane, n, cols);
     while (t < s->main_end) {
         const qode_tile_step *st = &s->steps[t];
         int32_t next = next_main_step(s, t + 1);
-        double *want = HOME(next);
+        double *want = state_home(s, next, state, checkpoints, plane);
         if (st->permutation) { /* a gather never runs in place */
             double *out = want != cur ? want : other;
             qode_tile_gather(cur, cur + plane, s->perms + st->start, dim, out, out + plane);
@@ -88,7 +93,6 @@ static void forward_pass(const qode_tile_job *job, double *state, double *cols,
         }
         t = next;
     }
-#undef HOME
     if (cur != state)
         memcpy(state, cur, sizeof(double) * 2 * plane);
 }
@@ -280,24 +284,14 @@ static void state_before(const qode_tile_job *job, const qode_tile_step *st,
     qode_tile_apply(w->pr, w->pi, job->c->n_qubits, g);
 }
 
-/* block_adjoint for a block that reads no data: one segment (a run of
- * shared ops), the same matrix M in every lane.  Its trainable angles need
- * only the reduced matrix summed over lanes, and lam is updated with M^+. */
+/* The trainable gradients of a block that reads no data: one segment (a
+ * run of shared ops), the same matrix in every lane, so they need only the
+ * reduced matrix summed over the tile's circuits. */
 SIMD_CLONES
-static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
-                                 const adjoint_work *w, int update_lambda,
-                                 double *grad_trainable)
+static void shared_block_gradients(const qode_tile_job *job, const qode_tile_step *st,
+                                   const lane2 *red, double *grad_trainable)
 {
-    int n = job->c->n_qubits;
     const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
-    double dagger[8], sum[8];
-    lane2 inv, red;
-    mat2_dagger(seg->m, dagger);
-    lane2_broadcast(dagger, &inv);
-    const double *phr, *phi;
-    state_before(job, st, w, &inv, &phr, &phi);
-    qode_tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
-                      &red);
     if (seg->grad_count == 0)
         return;
     vec4 acc[8] = {0};
@@ -305,8 +299,9 @@ static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step 
         vec4 keep;
         qode_valid_lanes(job->valid, v, &keep);
         for (int k = 0; k < 8; k++)
-            acc[k] += keep * LD(red.e[k] + 4 * v);
+            acc[k] += keep * LD(red->e[k] + 4 * v);
     }
+    double sum[8];
     for (int k = 0; k < 8; k++)
         sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
     for (int32_t k = 0; k < seg->grad_count; k++) {
@@ -316,24 +311,30 @@ static void shared_block_adjoint(const qode_tile_job *job, const qode_tile_step 
 }
 
 /* The adjoint step of a block: gradients from the reduced matrix of (phi
- * before, lam after), then lam <- B^+ lam when update_lambda. */
+ * before, lam after), then lam <- B^+ lam when update_lambda.  A block that
+ * reads no data has B^+ from its one shared segment and no lane matrices. */
 static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
                           const adjoint_work *w, int update_lambda, double *grad_data,
                           double *grad_trainable)
 {
     int n = job->c->n_qubits;
     lane2 inv, red;
-    if (st->shared) {
-        shared_block_adjoint(job, st, w, update_lambda, grad_trainable);
-        return;
-    }
     qode_block_mats bm = qode_tile_block_scratch(st, w->mats);
-    qode_tile_block_lane_matrices(job, st, &bm, &inv);
+    if (st->shared) {
+        double dagger[8];
+        mat2_dagger(job->sched->segments[st->seg_start].m, dagger);
+        lane2_broadcast(dagger, &inv);
+    } else {
+        qode_tile_block_lane_matrices(job, st, &bm, &inv);
+    }
     const double *phr, *phi;
     state_before(job, st, w, &inv, &phr, &phi);
     qode_tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
-                 &red);
-    qode_tile_block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
+                      &red);
+    if (st->shared)
+        shared_block_gradients(job, st, &red, grad_trainable);
+    else
+        qode_tile_block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
 }
 
 /* The adjoint step of a multi-qubit op. */
