@@ -301,13 +301,7 @@ static void shared_block_gradients(const qode_tile_job *job, const qode_tile_ste
         for (int k = 0; k < 8; k++)
             acc[k] += keep * LD(red->e[k] + 4 * v);
     }
-    double sum[8];
-    for (int k = 0; k < 8; k++)
-        sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
-    for (int32_t k = 0; k < seg->grad_count; k++) {
-        const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
-        grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
-    }
+    qode_tile_shared_run_gradients(job, seg, acc, grad_trainable);
 }
 
 /* The adjoint step of a block: gradients from the reduced matrix of (phi

@@ -162,3 +162,15 @@ void qode_tile_block_gradients(const qode_tile_job *job, const qode_tile_step *s
         }
     }
 }
+
+void qode_tile_shared_run_gradients(const qode_tile_job *job, const qode_tile_segment *seg,
+                                    const vec4 acc[8], double *grad_trainable)
+{
+    double sum[8];
+    for (int k = 0; k < 8; k++)
+        sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
+    for (int32_t k = 0; k < seg->grad_count; k++) {
+        const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
+        grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
+    }
+}

@@ -7,6 +7,7 @@
 #define QODE_QUANTUM_TILED_BLOCKS_H
 
 #include "quantum/lane2.h"
+#include "quantum/tile_kernels.h"
 #include "quantum/tiled.h"
 
 /* The data row of lane l (lanes past job->valid repeat row b0); NULL when
@@ -60,5 +61,11 @@ void qode_tile_block_lane_matrices(const qode_tile_job *job, const qode_tile_ste
 void qode_tile_block_gradients(const qode_tile_job *job, const qode_tile_step *st,
                                const qode_block_mats *bm, const lane2 *red, double *grad_data,
                                double *grad_trainable);
+
+/* Adds the gradients of the trainable angles of shared run `seg`, given X
+ * summed over the tile's circuits as four-lane partial sums acc[k] (entry k
+ * of X, interleaved as mat2): 2 Re Tr(A X) for each angle's A (tiled.h). */
+void qode_tile_shared_run_gradients(const qode_tile_job *job, const qode_tile_segment *seg,
+                                    const vec4 acc[8], double *grad_trainable);
 
 #endif /* QODE_QUANTUM_TILED_BLOCKS_H */

@@ -233,13 +233,7 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
                             acc[2 * (2 * b + a) + 1] += xi * yr;
                         }
                 }
-                double sum[8];
-                for (int k = 0; k < 8; k++)
-                    sum[k] = (acc[k][0] + acc[k][1]) + (acc[k][2] + acc[k][3]);
-                for (int32_t k = 0; k < seg->grad_count; k++) {
-                    const qode_tile_shared_grad *g = &job->sched->grads[seg->grad_start + k];
-                    grad_trainable[g->index] += 2.0 * mat2_trace_re(g->a, sum);
-                }
+                qode_tile_shared_run_gradients(job, seg, acc, grad_trainable);
             }
             if (s > 0)
                 shared_mat_vec(seg->m, 1, y, next);
