@@ -588,6 +588,52 @@ done:
     return result;
 }
 
+/* qsim_path(spec, trainable, obs_spec|None, batch) -> "rows" | "tiles" | "dense": the
+ * path a differentiated batch takes (qode_qsim_path), for tests and diagnostics. */
+static PyObject *py_qsim_path(PyObject *self, PyObject *args)
+{
+    PyObject *spec, *trainable, *obs_spec;
+    Py_ssize_t batch;
+    if (!PyArg_ParseTuple(args, "OOOn", &spec, &trainable, &obs_spec, &batch))
+        return NULL;
+    circuit_view v;
+    obs_view ov;
+    int have_obs = 0, path = -1;
+    PyArrayObject *data_a = NULL, *train_a = NULL;
+    PyObject *no_data = NULL, *result = NULL;
+    if (circuit_from_spec(spec, &v) < 0)
+        return NULL;
+    npy_intp dims[2] = {1, v.c.n_data};
+    if ((no_data = PyArray_ZEROS(2, dims, NPY_FLOAT64, 0)) == NULL ||
+        params_from_objects(&v, no_data, trainable, &data_a, &train_a) < 0)
+        goto done;
+    char msg[MSG_LEN] = "";
+    qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
+    if (st != QODE_OK) {
+        raise_quantum(st, msg);
+        goto done;
+    }
+    if (obs_spec != Py_None) {
+        if (obs_from_spec(obs_spec, &ov) < 0)
+            goto done;
+        have_obs = 1;
+    }
+    path = qode_qsim_path(&v.c, PyArray_DATA(train_a), have_obs ? &ov.o : NULL, batch);
+    if (path < 0)
+        PyErr_NoMemory();
+    else
+        result = PyUnicode_FromString(path == QODE_PATH_DENSE ? "dense"
+                                      : path == QODE_PATH_TILES ? "tiles" : "rows");
+done:
+    Py_XDECREF(no_data);
+    Py_XDECREF(data_a);
+    Py_XDECREF(train_a);
+    if (have_obs)
+        obs_release(&ov);
+    circuit_release(&v);
+    return result;
+}
+
 PyMethodDef qode_quantum_methods[] = {
     {"qsim_forward", py_qsim_forward, METH_VARARGS,
      "qsim_forward(spec, data, trainable, dtype_code, obs_spec|None, want_probs, want_states, "
@@ -603,5 +649,7 @@ PyMethodDef qode_quantum_methods[] = {
     {"qsim_adjoint_vjp", py_qsim_adjoint_vjp, METH_VARARGS,
      "qsim_adjoint_vjp(spec, data, trainable, dtype_code, states|None, obs_spec|None, "
      "grad_expval|None, grad_probs|None, n_threads) -> (grad_data, grad_trainable)"},
+    {"qsim_path", py_qsim_path, METH_VARARGS,
+     "qsim_path(spec, trainable, obs_spec|None, batch) -> 'rows' | 'tiles' | 'dense'"},
     {NULL, NULL, 0, NULL},
 };

@@ -20,6 +20,7 @@
 #include "quantum/prepare.h"
 #include "quantum/simulate.h"
 #include "quantum/tiled.h"
+#include "quantum/tiled_dense.h"
 
 typedef struct {
     const qode_circuit *c;
@@ -33,6 +34,7 @@ typedef struct {
     double *grad_data;
     double *grad_trainable_per_chunk; /* chunks x train_stride */
     size_t train_stride;
+    size_t c_offset;                   /* dense: where a chunk's sums of C start in its row */
     double *work;                      /* per thread: 2 states, or 4 tile states */
     size_t work_doubles;               /* per thread */
     const qode_prepared_gate *prepared;
@@ -78,13 +80,16 @@ static void vjp_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
     const vjp_ctx *x = (const vjp_ctx *)arg;
     double *work = x->work + (size_t)thread * x->work_doubles;
     double *gtrain = x->grad_trainable_per_chunk + (size_t)chunk * x->train_stride;
+    qode_tile_chunk_start(x->sched, x->c->n_qubits, work);
     for (int64_t t = t0; t < t1; t++) {
         qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
-                             t * QODE_TILE_LANES, 0};
+                             t * QODE_TILE_LANES, 0, 0};
         int64_t left = x->batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
+        job.slot = (int)(t - t0);
         qode_tile_adjoint(&job, x->grad_expval, x->grad_probs, work, x->grad_data, gtrain);
     }
+    qode_tile_chunk_finish(x->sched, x->c->n_qubits, t1 - t0, work, gtrain + x->c_offset);
 }
 
 static void vjp_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b1)
@@ -181,7 +186,9 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     /* trainable sums per chunk, each on its own cache lines, added up in
      * chunk order: the same bits whichever thread ran which chunk */
     int64_t chunks = qode_qbatch_chunks(units, threads);
-    size_t train_stride = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
+    size_t c_offset = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
+    size_t c_doubles = sched != NULL ? qode_tile_chunk_doubles(sched, n) : 0;
+    size_t train_stride = c_offset + (c_doubles + 7) / 8 * 8;
     double *gtrain = calloc((size_t)chunks * train_stride, sizeof(double));
     if (workspace == NULL || gtrain == NULL || prepared == NULL || (tiled && sched == NULL)) {
         free(workspace);
@@ -193,14 +200,20 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
         return QODE_ERR_NO_MEMORY;
     }
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
-                 grad_probs, grad_data, gtrain, train_stride, workspace, work_doubles,
-                 prepared, batch, sched};
+                 grad_probs, grad_data, gtrain, train_stride, c_offset, workspace,
+                 work_doubles, prepared, batch, sched};
     st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
-    for (int32_t i = 0; i < c->n_trainable; i++) {
-        double total = 0.0;
-        for (int64_t k = 0; k < chunks; k++)
-            total += gtrain[(size_t)k * train_stride + i];
-        grad_trainable[i] = total;
+    /* sums over chunks in chunk order (into chunk 0's row) */
+    for (size_t i = 0; i < c_offset + c_doubles; i++)
+        for (int64_t k = 1; k < chunks; k++)
+            gtrain[i] += gtrain[(size_t)k * train_stride + i];
+    for (int32_t i = 0; i < c->n_trainable; i++)
+        grad_trainable[i] = gtrain[i];
+    if (c_doubles > 0 && st == QODE_OK &&
+        !qode_tile_dense_gradients(c, prepared, sched, gtrain + c_offset, grad_trainable)) {
+        if (msg != NULL && len > 0)
+            snprintf(msg, len, "out of memory in the adjoint sweep");
+        st = QODE_ERR_NO_MEMORY;
     }
     free(workspace);
     free(gtrain);

@@ -91,7 +91,7 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
     int64_t batch = x->batch_size;
     for (int64_t t = t0; t < t1; t++) {
         qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
-                             t * QODE_TILE_LANES, 0};
+                             t * QODE_TILE_LANES, 0, 0};
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
         qode_tile_forward(&job, re, rest); /* im follows re */
@@ -102,6 +102,20 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
 int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch)
 {
     return n_qubits <= QODE_TILE_MAX_QUBITS && batch > 1;
+}
+
+int qode_qsim_path(const qode_circuit *c, const double *trainable, const qode_observables *obs,
+                   int64_t batch)
+{
+    if (!qode_qsim_uses_tiles(c->n_qubits, batch))
+        return QODE_PATH_ROWS;
+    qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
+    qode_tile_schedule *sched =
+        prepared != NULL ? qode_tile_schedule_new(c, prepared, 1, obs, 1) : NULL;
+    int path = sched == NULL ? -1 : sched->dense ? QODE_PATH_DENSE : QODE_PATH_TILES;
+    qode_tile_schedule_free(sched);
+    free(prepared);
+    return path;
 }
 
 qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,

@@ -33,6 +33,16 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
 /* 1 if qode_qsim_forward / qode_qsim_adjoint_vjp use the tiled path. */
 int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch);
 
+/* How a batch of `batch` circuits of validated circuit c runs when its
+ * expectation values of obs (may be NULL) are differentiated
+ * (qode_qsim_adjoint_vjp): one at a time, tiled, or tiled in dense mode
+ * (tiled_dense.h, which can depend on the trainable values: it needs real
+ * matrices in the encoding); -1 when out of memory.  For tests and
+ * diagnostics. */
+enum { QODE_PATH_ROWS = 0, QODE_PATH_TILES = 1, QODE_PATH_DENSE = 2 };
+int qode_qsim_path(const qode_circuit *c, const double *trainable, const qode_observables *obs,
+                   int64_t batch);
+
 /* states[b] <- U_b |0...0> for every circuit b (qode_qsim_forward, states only). */
 qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                           const double *data, const double *trainable, void *states,

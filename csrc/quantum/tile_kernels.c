@@ -295,6 +295,26 @@ void qode_tile_product_state(double *re, double *im, int n, const double *cols)
 }
 
 SIMD_CLONES
+void qode_tile_product_state_real(double *re, int n, const double *cols)
+{
+    for (int l = 0; l < L; l++)
+        re[l] = 1.0;
+    for (int p = 0; p < n; p++) {
+        const double *u = cols + (size_t)4 * (n - 1 - p) * L;
+        size_t half = (size_t)1 << p;
+        for (int v = 0; v < NV; v++) {
+            vec4 u0 = LD(u + 4 * v), u1 = LD(u + 2 * L + 4 * v);
+            for (size_t j = 0; j < half; j++) {
+                size_t o0 = j * L + 4 * v, o1 = (j + half) * L + 4 * v;
+                vec4 a = LD(re + o0);
+                ST(re + o1, a * u1);
+                ST(re + o0, a * u0);
+            }
+        }
+    }
+}
+
+SIMD_CLONES
 void qode_tile_gather(const double *sr, const double *si, const int32_t *src, size_t dim,
                       double *xr, double *xi)
 {
@@ -571,6 +591,19 @@ void qode_tile_contract_bit(const double *sr, const double *si, size_t count, si
             vec4 ar = LD(sr + a), ai = LD(si + a), br = LD(sr + b), bi = LD(si + b);
             ST(xr + j * L + 4 * v, ar * u0r - ai * u0i + br * u1r - bi * u1i);
             ST(xi + j * L + 4 * v, ar * u0i + ai * u0r + br * u1i + bi * u1r);
+        }
+    }
+}
+
+SIMD_CLONES
+void qode_tile_contract_bit_real(const double *s, size_t count, size_t sj, size_t so,
+                                 const double *u, double *x)
+{
+    for (int v = 0; v < NV; v++) {
+        vec4 u0 = LD(u + 4 * v), u1 = LD(u + 2 * L + 4 * v);
+        for (size_t j = 0; j < count; j++) {
+            size_t a = j * sj * L + 4 * v, b = (j * sj + so) * L + 4 * v;
+            ST(x + j * L + 4 * v, LD(s + a) * u0 + LD(s + b) * u1);
         }
     }
 }

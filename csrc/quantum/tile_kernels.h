@@ -50,6 +50,10 @@ void qode_tile_apply_2x2_to(const double *re, const double *im, int n, int targe
  * wire's bit of i.  Built bit by bit from the least significant (wire n-1). */
 void qode_tile_product_state(double *re, double *im, int n, const double *cols);
 
+/* The same for real columns (their imaginary parts are not read), into
+ * the real plane only. */
+void qode_tile_product_state_real(double *re, int n, const double *cols);
+
 /* x[j] = s[src[j]] for every amplitude j (all lanes): a permutation step. */
 void qode_tile_gather(const double *sr, const double *si, const int32_t *src, size_t dim,
                       double *xr, double *xi);
@@ -95,5 +99,9 @@ void qode_tile_reduced(double *lr, double *li, const double *re, const double *i
  * j reads it). */
 void qode_tile_contract_bit(const double *sr, const double *si, size_t count, size_t sj,
                             size_t so, const double *u, double *xr, double *xi);
+
+/* The same for a real s and real columns (real planes only). */
+void qode_tile_contract_bit_real(const double *s, size_t count, size_t sj, size_t so,
+                                 const double *u, double *x);
 
 #endif /* QODE_QUANTUM_TILE_KERNELS_H */

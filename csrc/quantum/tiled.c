@@ -19,6 +19,7 @@
 #include "quantum/tile_kernels.h"
 #include "quantum/tiled.h"
 #include "quantum/tiled_blocks.h"
+#include "quantum/tiled_dense.h"
 #include "quantum/tiled_prefix.h"
 
 /* ---- forward and read-outs ------------------------------------------------- */
@@ -97,10 +98,26 @@ static void forward_pass(const qode_tile_job *job, double *state, double *cols,
         memcpy(state, cur, sizeof(double) * 2 * plane);
 }
 
+/* The forward pass of a dense schedule: the product state psi into the
+ * plane `psi`, U psi into `state`. */
+static void dense_forward(const qode_tile_job *job, double *state, double *cols,
+                          double *prefix_record, double *psi)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    qode_tile_prefix_columns(job, cols, prefix_record);
+    qode_tile_product_state_real(psi, n, cols); /* psi is real: only its re plane */
+    qode_tile_matmul(s->dense_u, 2 * dim, dim, psi, state); /* the im plane follows re */
+}
+
 void qode_tile_forward(const qode_tile_job *job, double *state, double *work)
 {
     int n = job->c->n_qubits;
-    forward_pass(job, state, work, NULL, NULL, work + (size_t)4 * n * L);
+    if (job->sched->dense)
+        dense_forward(job, state, work, NULL, work + (size_t)4 * n * L);
+    else
+        forward_pass(job, state, work, NULL, NULL, work + (size_t)4 * n * L);
 }
 
 /* Observables whose terms are all Z words (no X or Y) and few enough are
@@ -385,19 +402,104 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
     w->xr = tr; w->xi = ti;
 }
 
+/* ---- adjoint of a dense schedule (tiled_dense.h) ----------------------------- */
+
+/* Its work space: psi and lam of QODE_TILE_DENSE_GROUP tiles (`stage`,
+ * one slot per tile: a psi plane, then lam's re and im planes), phi (then
+ * mu), a tile state of scratch, the prefix columns and record, and the
+ * chunk's sums of C (four lanes per entry). */
+typedef struct {
+    double *stage;
+    size_t slot;
+    double *phi, *scratch;
+    double *cols;
+    double *prefix_record;
+    double *c_sums;
+} dense_work;
+
+static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
+{
+    size_t plane = (size_t)L << n;
+    dense_work d;
+    d.stage = work;
+    d.slot = 3 * plane;
+    d.phi = d.stage + QODE_TILE_DENSE_GROUP * d.slot;
+    d.scratch = d.phi + 2 * plane;
+    d.cols = d.scratch + 2 * plane;
+    d.prefix_record = d.cols + (size_t)4 * n * L;
+    d.c_sums = d.prefix_record + qode_tile_prefix_record_doubles(s);
+    return d;
+}
+
+void qode_tile_chunk_start(const qode_tile_schedule *s, int n_qubits, double *work)
+{
+    if (s->dense)
+        memset(dense_layout(s, n_qubits, work).c_sums, 0,
+               sizeof(double) * 4 * qode_tile_chunk_doubles(s, n_qubits));
+}
+
+void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t tiles,
+                            double *work, double *out)
+{
+    if (!s->dense)
+        return;
+    dense_work d = dense_layout(s, n_qubits, work);
+    int left = (int)(tiles % QODE_TILE_DENSE_GROUP); /* staged, not yet summed */
+    if (left > 0)
+        qode_tile_dense_accumulate(d.stage, d.slot, left, n_qubits, d.c_sums);
+    qode_tile_dense_reduce(d.c_sums, n_qubits, out);
+}
+
+/* psi from the prefix and phi = U psi, lam seeded from phi, both staged
+ * in the tile's slot; a full group of slots goes into the sums of C (lam
+ * is 0 in unused lanes: their seed weights are 0).  Then the prefix
+ * adjoint of mu = Re(U^+ lam) (psi is real, so Im U^+ lam does not
+ * matter). */
+static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
+                          const double *grad_probs, double *work, double *grad_data,
+                          double *grad_trainable)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    size_t plane = (size_t)L << n, dim = (size_t)1 << n;
+    dense_work d = dense_layout(s, n, work);
+    int slot = job->slot % QODE_TILE_DENSE_GROUP;
+    double *psi = d.stage + slot * d.slot, *lr = psi + plane, *li = lr + plane;
+    dense_forward(job, d.phi, d.cols, d.prefix_record, psi);
+    seed_lambda(job, grad_expval, grad_probs, d.phi, d.phi + plane, lr, li);
+    if (slot == QODE_TILE_DENSE_GROUP - 1)
+        qode_tile_dense_accumulate(d.stage, d.slot, QODE_TILE_DENSE_GROUP, n, d.c_sums);
+    if (s->n_prefix == 0)
+        return;
+    double *mu = d.phi, *t = d.phi + plane, *x = d.scratch;
+    qode_tile_matmul(s->dense_w, dim, 2 * dim, lr, mu); /* li follows lr */
+    qode_tile_prefix_adjoint(job, 1, mu, mu, t, t, x, x, d.cols, d.prefix_record, grad_data,
+                             grad_trainable);
+}
+
+static void clear_grad_data(const qode_tile_job *job, double *grad_data)
+{
+    int32_t n_data = job->c->n_data;
+    if (n_data > 0)
+        for (int l = 0; l < job->valid; l++)
+            memset(grad_data + (size_t)(job->b0 + l) * n_data, 0, sizeof(double) * n_data);
+}
+
 void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
                        const double *grad_probs, double *work, double *grad_data,
                        double *grad_trainable)
 {
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
+    clear_grad_data(job, grad_data);
+    if (s->dense) {
+        dense_adjoint(job, grad_expval, grad_probs, work, grad_data, grad_trainable);
+        return;
+    }
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);
     forward_pass(job, w.pr, w.cols, w.prefix_record,
                  s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
     seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
-    if (c->n_data > 0)
-        for (int l = 0; l < job->valid; l++)
-            memset(grad_data + (size_t)(job->b0 + l) * c->n_data, 0, sizeof(double) * c->n_data);
     /* the first non-prefix step: lam need not move past it unless a prefix follows */
     int32_t first = 0;
     while (first < s->main_end && s->steps[first].prefix)
@@ -417,6 +519,6 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
             op_adjoint(job, st, &w, update, grad_data, grad_trainable);
     }
     if (s->n_prefix > 0)
-        qode_tile_prefix_adjoint(job, w.lr, w.li, w.pr, w.pi, w.xr, w.xi, w.cols,
+        qode_tile_prefix_adjoint(job, 0, w.lr, w.li, w.pr, w.pi, w.xr, w.xi, w.cols,
                                  w.prefix_record, grad_data, grad_trainable);
 }

@@ -17,7 +17,7 @@
  * tile_kernels.c, the per-lane block algebra of tiled_blocks.c and the
  * product-state prefix of tiled_prefix.c.
  *
- * Four shortcuts make a variational circuit cheap (tiled_schedule.c):
+ * Five shortcuts make a variational circuit cheap (tiled_schedule.c):
  *   - the product-state prefix: a block that is the first step on its wire
  *     acts on |0>, commutes with every earlier step and can run first; all
  *     such blocks together make a product state, built directly, and their
@@ -26,7 +26,10 @@
  *   - a run of CNOT, Toffoli and SWAP gates (a CNOT ring) is one permutation
  *     of the amplitudes, applied as one gather from a precomputed table;
  *   - the adjoint stores the forward state before each remaining step that it
- *     differentiates (when they fit) instead of un-applying gates to it.
+ *     differentiates (when they fit) instead of un-applying gates to it;
+ *   - dense mode (tiled_dense.h): when everything after a real encoding reads
+ *     no data and the circuit is small, it is one matrix U per call, and the
+ *     weight gradients come from one sweep per call, not per circuit.
  */
 #ifndef QODE_QUANTUM_TILED_H
 #define QODE_QUANTUM_TILED_H
@@ -59,6 +62,9 @@ typedef struct {
     int32_t prefix;    /* block: the first step on its wire (part of the product state) */
     int32_t checkpoint; /* adjoint: slot of the stored state before this step, or -1 */
     int32_t permutation; /* 1 for a run of permutation gates merged into one step */
+    int32_t tail;       /* dense schedule, prefix block: 1 when the shared run after its
+                         * last data segment (at seg_start + seg_count) moved into the
+                         * dense matrix (tiled_dense.h) */
 } qode_tile_step;
 
 /* A block is a product of segments: a single op that reads data (different
@@ -99,6 +105,14 @@ typedef struct {
      * out[j] = in[src[j]], then 2^n of the inverse gather */
     int32_t n_permutations;
     int32_t *perms;
+    /* dense mode (tiled_dense.h): steps [0, main_end) after the prefix, and
+     * the prefix blocks' tails, as one matrix U; dense_u holds its re plane
+     * then its im plane, dim x dim each, row-major (owned) */
+    int32_t dense;
+    double *dense_u;
+    double *dense_w; /* (Re U^T | Im U^T): dim x 2 dim, row-major (owned) */
+    int32_t n_dense_factors; /* the steps that make up U, in the order they act */
+    int32_t *dense_factors;
 } qode_tile_schedule;
 
 /* Builds the schedule of a validated circuit (NULL when out of memory), with
@@ -131,6 +145,7 @@ typedef struct {
     const double *trainable;
     int64_t b0;
     int valid; /* 1 .. QODE_TILE_LANES; the other lanes repeat row b0 */
+    int slot;  /* adjoint: the tile's place in its chunk (0, 1, ...) */
 } qode_tile_job;
 
 /* Runs the circuits of the tile from |0...0> up to step main_end into
@@ -144,6 +159,17 @@ void qode_tile_forward(const qode_tile_job *job, double *state, double *work);
  *   states  rows b0.. of a (batch, 2^n) complex matrix of dtype. */
 void qode_tile_readout(const qode_tile_job *job, const double *re, const double *im,
                        double *expval, double *probs, void *states, qode_dtype dtype);
+
+/* A dense schedule's adjoint (tiled_dense.h) sums C = sum_b psi_b lam_b^+
+ * over the tiles of a chunk in the work space: qode_tile_chunk_start clears
+ * the sums before the chunk's first tile (slot 0), qode_tile_chunk_finish
+ * completes them after its last (`tiles` in all) and writes them
+ * (qode_tile_chunk_doubles: 2 dim^2, none for other schedules) to `out`.
+ * qode_tile_dense_gradients takes their total. */
+size_t qode_tile_chunk_doubles(const qode_tile_schedule *s, int n_qubits);
+void qode_tile_chunk_start(const qode_tile_schedule *s, int n_qubits, double *work);
+void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t tiles,
+                            double *work, double *out);
 
 /* Adjoint sweep for a tile (the schedule's observables, with derivatives).
  * Work space: qode_tile_work_doubles(..., 1).  Adds the trainable gradients

@@ -139,6 +139,41 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
     lane_mat_vec(&v, 0, x, y);
 }
 
+/* y = V |0> (the first column of V) for the first segment of a block,
+ * which always acts on |0>: no matrix-vector product.  cs as for
+ * segment_apply. */
+SIMD_CLONES
+static void segment_first_column(const qode_tile_job *job, const qode_tile_segment *seg,
+                                 lane_vec *y, double *cs)
+{
+    /* entries (0, 0) and (1, 0), re and im: m[0], m[1], m[4], m[5] */
+    static const int first_column[4] = {0, 1, 4, 5};
+    if (seg->data_op < 0) {
+        for (int k = 0; k < 4; k++)
+            for (int l = 0; l < L; l++)
+                y->e[k][l] = seg->m[first_column[k]];
+        return;
+    }
+    if (seg->rotation) {
+        double c[L], s[L];
+        half_angle_sincos(job, seg, c, s);
+        for (int v = 0; v < NV; v++) {
+            vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
+            for (int k = 0; k < 4; k++)
+                ST(y->e[k] + 4 * v, cv * seg->m[first_column[k]] + sv * seg->m_pi[first_column[k]]);
+        }
+        if (cs != NULL) {
+            memcpy(cs, c, sizeof c);
+            memcpy(cs + L, s, sizeof s);
+        }
+        return;
+    }
+    lane2 v;
+    qode_tile_segment_lanes(job, seg, &v, NULL);
+    for (int k = 0; k < 4; k++)
+        memcpy(y->e[k], v.e[first_column[k]], sizeof(double) * L);
+}
+
 /* Doubles of the record of one prefix block: v_0 .. v_m, then (c, s) of
  * each segment (used by rotations only). */
 static size_t block_record_doubles(const qode_tile_step *st)
@@ -162,8 +197,12 @@ static void block_forward(const qode_tile_job *job, const qode_tile_step *st, la
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     set_ket_zero(&v[0]);
-    for (int32_t j = 0; j < st->seg_count; j++)
-        segment_apply(job, &segs[j], &v[j], &v[j + 1], cs + (size_t)2 * L * j);
+    for (int32_t j = 0; j < st->seg_count; j++) {
+        if (j == 0)
+            segment_first_column(job, &segs[0], &v[1], cs);
+        else
+            segment_apply(job, &segs[j], &v[j], &v[j + 1], cs + (size_t)2 * L * j);
+    }
 }
 
 SIMD_CLONES
@@ -189,8 +228,12 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *re
             const qode_tile_segment *segs = s->segments + st->seg_start;
             int cur = 0;
             set_ket_zero(&x[0]);
-            for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1)
-                segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
+            for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1) {
+                if (j == 0)
+                    segment_first_column(job, &segs[0], &x[1], NULL);
+                else
+                    segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
+            }
             column = &x[cur];
         }
         memcpy(cols + (size_t)4 * st->wire * L, column, sizeof(lane_vec));
@@ -277,27 +320,39 @@ static void block_gradients(const qode_tile_job *job, const qode_tile_step *st,
     }
 }
 
+/* T = S u0 + S' u1 over one bit (see qode_tile_contract_bit), complex or
+ * real (then the imaginary planes are neither read nor written). */
+static void contract_bit(int real, const double *sr, const double *si, size_t count, size_t sj,
+                         size_t so, const double *u, double *xr, double *xi)
+{
+    if (real)
+        qode_tile_contract_bit_real(sr, count, sj, so, u, xr);
+    else
+        qode_tile_contract_bit(sr, si, count, sj, so, u, xr, xi);
+}
+
 /* lam (T_0 = conj lam) is contracted with the columns bit by bit: T_{k+1}
  * from T_k over bit k (wire n-1-k), every T_k kept (T_0 in lam, the others
  * packed in t); the block on bit p then contracts T_p over its top bits in
  * x, which leaves k for that wire. */
 SIMD_CLONES
-void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
-                              double *ti, double *xr, double *xi, const double *cols,
+void qode_tile_prefix_adjoint(const qode_tile_job *job, int real, double *lr, double *li,
+                              double *tr, double *ti, double *xr, double *xi, const double *cols,
                               const double *record, double *grad_data, double *grad_trainable)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
-    for (size_t i = 0; i < dim * L; i++)
-        li[i] = -li[i];
+    if (!real)
+        for (size_t i = 0; i < dim * L; i++)
+            li[i] = -li[i];
     size_t offset[64];
     const double *sr = lr, *si = li;
     size_t size = dim, next = 0;
     for (int k = 0; k < n - 1; k++) {
         offset[k + 1] = next;
-        qode_tile_contract_bit(sr, si, size / 2, 2, 1, cols + (size_t)4 * (n - 1 - k) * L,
-                               tr + next * L, ti + next * L);
+        contract_bit(real, sr, si, size / 2, 2, 1, cols + (size_t)4 * (n - 1 - k) * L,
+                     tr + next * L, ti + next * L);
         sr = tr + next * L;
         si = ti + next * L;
         next += size / 2;
@@ -313,16 +368,20 @@ void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, 
         const double *ui = p == 0 ? li : ti + offset[p] * L;
         for (int q = n - 1; q > p; q--) { /* contract the top bit q */
             len /= 2;
-            qode_tile_contract_bit(ur, ui, len, 1, len, cols + (size_t)4 * (n - 1 - q) * L, xr,
-                                   xi);
+            contract_bit(real, ur, ui, len, 1, len, cols + (size_t)4 * (n - 1 - q) * L, xr, xi);
             ur = xr;
             ui = xi;
         }
         lane_vec kappa;
         memcpy(kappa.e[0], ur, sizeof(double) * L);
-        memcpy(kappa.e[1], ui, sizeof(double) * L);
         memcpy(kappa.e[2], ur + L, sizeof(double) * L);
-        memcpy(kappa.e[3], ui + L, sizeof(double) * L);
+        if (real) {
+            memset(kappa.e[1], 0, sizeof(double) * L);
+            memset(kappa.e[3], 0, sizeof(double) * L);
+        } else {
+            memcpy(kappa.e[1], ui, sizeof(double) * L);
+            memcpy(kappa.e[3], ui + L, sizeof(double) * L);
+        }
         block_gradients(job, st, &kappa, record, grad_data, grad_trainable);
         record += block_record_doubles(st);
     }

@@ -22,9 +22,11 @@ size_t qode_tile_prefix_record_doubles(const qode_tile_schedule *s);
 
 /* Adds the gradients of all prefix blocks.  (lr, li): lam right after the
  * prefix (destroyed); (tr, ti) and (xr, xi): two more tile planes of
- * scratch; cols and record: from qode_tile_prefix_columns. */
-void qode_tile_prefix_adjoint(const qode_tile_job *job, double *lr, double *li, double *tr,
-                              double *ti, double *xr, double *xi, const double *cols,
+ * scratch; cols and record: from qode_tile_prefix_columns.  With `real`
+ * (real columns, and only Re lam matters, as for a real product state),
+ * only the re planes are read and written. */
+void qode_tile_prefix_adjoint(const qode_tile_job *job, int real, double *lr, double *li,
+                              double *tr, double *ti, double *xr, double *xi, const double *cols,
                               const double *record, double *grad_data, double *grad_trainable);
 
 #endif /* QODE_QUANTUM_TILED_PREFIX_H */

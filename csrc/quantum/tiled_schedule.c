@@ -7,6 +7,7 @@
 
 #include "quantum/mat2.h"
 #include "quantum/tiled.h"
+#include "quantum/tiled_dense.h"
 #include "quantum/tiled_prefix.h"
 
 /* Per-thread bound on the adjoint's stored forward states; beyond it the
@@ -115,7 +116,7 @@ static int build_steps(const qode_circuit *c, qode_tile_schedule *s, size_t ops)
         for (int j = 0; j < (k < c->n_ops ? nw : n); j++) {
             int w = k < c->n_ops ? c->ops[k].wires[j] : j;
             if (n_pending[w] > 0) {
-                qode_tile_step st = {-1, w, used, n_pending[w], 0, 0, 0, !touched[w], -1, 0};
+                qode_tile_step st = {-1, w, used, n_pending[w], 0, 0, 0, !touched[w], -1, 0, 0};
                 memcpy(s->block_ops + used, pending + (size_t)w * ops,
                        sizeof(int32_t) * n_pending[w]);
                 used += n_pending[w];
@@ -127,7 +128,7 @@ static int build_steps(const qode_circuit *c, qode_tile_schedule *s, size_t ops)
             touched[w] = 1;
         }
         if (k < c->n_ops) {
-            qode_tile_step st = {k, -1, 0, 0, 0, 0, 0, 0, -1, 0};
+            qode_tile_step st = {k, -1, 0, 0, 0, 0, 0, 0, -1, 0, 0};
             s->steps[s->n_steps++] = st;
         }
     }
@@ -292,7 +293,7 @@ static int merge_permutations(const qode_circuit *c, qode_tile_schedule *s)
         }
         for (int32_t g = 0; g < size; g++)
             used[group[g]] = 1;
-        qode_tile_step st = {-1, -1, n_tables * 2 * (int32_t)dim, size, 0, 0, 0, 0, -1, 1};
+        qode_tile_step st = {-1, -1, n_tables * 2 * (int32_t)dim, size, 0, 0, 0, 0, -1, 1, 0};
         s->steps[out++] = st;
         n_tables++;
     }
@@ -361,7 +362,11 @@ qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
                               &n_grads);
         s->n_prefix += s->steps[t].prefix;
     }
-    if (with_derivatives)
+    if (!qode_tile_dense_plan(c, prepared, s)) {
+        qode_tile_schedule_free(s);
+        return NULL;
+    }
+    if (with_derivatives && !s->dense)
         assign_checkpoints(c, s);
     return s;
 }
@@ -376,6 +381,9 @@ void qode_tile_schedule_free(qode_tile_schedule *s)
     free(s->grads);
     free(s->folded_z);
     free(s->perms);
+    free(s->dense_u);
+    free(s->dense_w);
+    free(s->dense_factors);
     free(s);
 }
 
@@ -393,11 +401,22 @@ size_t qode_tile_block_scratch_doubles(const qode_tile_schedule *s)
 size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
 {
     size_t prefix_columns = (size_t)4 * n * QODE_TILE_LANES;
+    size_t tile = qode_tile_state_doubles(n);
+    if (s->dense) /* forward: state and psi; adjoint: see tiled.c (dense_layout) */
+        return (adjoint ? (size_t)QODE_TILE_DENSE_GROUP * 3 * tile / 2 + 2 * tile +
+                              qode_tile_prefix_record_doubles(s) +
+                              4 * qode_tile_chunk_doubles(s, n)
+                        : 2 * tile) +
+               prefix_columns;
     /* forward: the state, and the other half of a gather for permutations */
     size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1 + (s->n_permutations > 0);
-    size_t doubles = states * qode_tile_state_doubles(n) + qode_tile_block_scratch_doubles(s) +
-                     prefix_columns;
+    size_t doubles = states * tile + qode_tile_block_scratch_doubles(s) + prefix_columns;
     if (adjoint)
         doubles += qode_tile_prefix_record_doubles(s);
     return doubles;
+}
+
+size_t qode_tile_chunk_doubles(const qode_tile_schedule *s, int n)
+{
+    return s->dense ? (size_t)2 << (2 * n) : 0;
 }

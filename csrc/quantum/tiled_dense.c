@@ -1,0 +1,95 @@
+/* The tile passes of the dense mode (see tiled_dense.h): a real matrix
+ * times a tile (U psi and Re(U^+ lam) are both one), and the sums over
+ * lanes of psi lam^+.  Each keeps a block of the result in registers and
+ * streams over the inner index, broadcasting one matrix entry at a time, as
+ * a small matrix product does.  Compiled like tile_kernels.c (fused multiply-adds
+ * allowed; see there for why). */
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC optimize("fp-contract=fast")
+#endif
+#include "common/simd.h"
+#include "quantum/tile_kernels.h"
+#include "quantum/tiled_dense.h"
+
+/* One double in all four lanes (a macro: a function returning a vector
+ * would change the ABI between the two builds). */
+#define SPLAT(x) ((vec4){(x), (x), (x), (x)})
+
+/* Four rows of y at a time: 4 x NV four-lane accumulators, one load of
+ * x[k] for four multiply-adds per vector, each accumulator one
+ * multiply-add per k (so none waits on its own last one). */
+SIMD_CLONES
+void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y)
+{
+    for (size_t r = 0; r < rows; r += 4) {
+        const double *m0 = m + r * cols, *m1 = m0 + cols, *m2 = m1 + cols, *m3 = m2 + cols;
+        vec4 a0[NV], a1[NV], a2[NV], a3[NV];
+        for (int v = 0; v < NV; v++)
+            a0[v] = a1[v] = a2[v] = a3[v] = SPLAT(0.0);
+        for (size_t k = 0; k < cols; k++) {
+            vec4 b0 = SPLAT(m0[k]), b1 = SPLAT(m1[k]), b2 = SPLAT(m2[k]), b3 = SPLAT(m3[k]);
+            for (int v = 0; v < NV; v++) {
+                vec4 xv = LD(x + k * L + 4 * v);
+                a0[v] += b0 * xv;
+                a1[v] += b1 * xv;
+                a2[v] += b2 * xv;
+                a3[v] += b3 * xv;
+            }
+        }
+        for (int v = 0; v < NV; v++) {
+            ST(y + r * L + 4 * v, a0[v]);
+            ST(y + (r + 1) * L + 4 * v, a1[v]);
+            ST(y + (r + 2) * L + 4 * v, a2[v]);
+            ST(y + (r + 3) * L + 4 * v, a3[v]);
+        }
+    }
+}
+
+/* C_xy += psi_x conj(lam_y) (re += psi lr, im -= psi li) over all lanes of
+ * `tiles` staged tiles: a 2 x 2 block of C (8 four-lane accumulators) stays
+ * in registers while the tiles run, and goes to memory once per call. */
+SIMD_CLONES
+void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, double *acc)
+{
+    size_t dim = (size_t)1 << n, plane = (size_t)L << n;
+    for (size_t x = 0; x < dim; x += 2)
+        for (size_t y = 0; y < dim; y += 2) {
+            vec4 re[2][2], im[2][2];
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++)
+                    re[a][b] = im[a][b] = SPLAT(0.0);
+            for (int v = 0; v < NV; v++) { /* (lanes outside: fewer live registers) */
+                /* rows x, x + 1 of psi and y, y + 1 of lam in the first slot */
+                const double *p = stage + x * L + 4 * v, *r = stage + plane + y * L + 4 * v;
+                const double *q = r + plane;
+                for (int t = 0; t < tiles; t++, p += slot, r += slot, q += slot) {
+                    vec4 p0 = LD(p), p1 = LD(p + L);
+                    vec4 r0 = LD(r), r1 = LD(r + L);
+                    vec4 i0 = LD(q), i1 = LD(q + L);
+                    re[0][0] += p0 * r0;
+                    re[0][1] += p0 * r1;
+                    re[1][0] += p1 * r0;
+                    re[1][1] += p1 * r1;
+                    im[0][0] -= p0 * i0;
+                    im[0][1] -= p0 * i1;
+                    im[1][0] -= p1 * i0;
+                    im[1][1] -= p1 * i1;
+                }
+            }
+            for (int a = 0; a < 2; a++)
+                for (int b = 0; b < 2; b++) {
+                    double *e = acc + 8 * ((x + a) * dim + y + b);
+                    ST(e, LD(e) + re[a][b]);
+                    ST(e + 4, LD(e + 4) + im[a][b]);
+                }
+        }
+}
+
+void qode_tile_dense_reduce(const double *acc, int n, double *out)
+{
+    size_t entries = (size_t)2 << (2 * n); /* 2 dim^2 */
+    for (size_t k = 0; k < entries; k++) {
+        const double *a = acc + 4 * k;
+        out[k] = (a[0] + a[1]) + (a[2] + a[3]);
+    }
+}

@@ -1,0 +1,74 @@
+/* The dense mode of the tiled path: everything after the encoding as one
+ * matrix (tiled_dense_plan.c plans it, tiled_dense.c has its tile passes,
+ * tiled.c drives them).
+ *
+ * In a variational circuit, every gate after the data encoding usually has
+ * trainable or constant angles, the same in every circuit of the batch.
+ * Then each circuit is
+ *     psi_b = the product state of the prefix (per circuit, tiled_prefix.h),
+ *     phi_b = U psi_b,
+ * with U one dim x dim matrix per call (dim = 2^n).  For a few qubits U psi
+ * is cheaper than the gates one by one (2 dim^2 multiply-adds per circuit
+ * for a real psi, against about 8 dim per fused block), and the adjoint
+ * needs no backward sweep per circuit.  With lam_b = M phi_b the seeded
+ * lambda (see adjoint.c):
+ *     data angles (in the prefix):  the prefix adjoint of mu_b = U^+ lam_b,
+ *     angles inside U:              2 Re Tr(dU/dt C),  C = sum_b psi_b lam_b^+,
+ * and C, summed over the whole batch, goes through one adjoint sweep per
+ * call over its dim columns (qode_tile_dense_gradients), whatever the batch.
+ *
+ * A prefix block is split for this: its segments up to its last data
+ * segment stay in the prefix (its "head"), the shared run after that (its
+ * "tail") moves into U.  The mode is used when
+ *   - every step after the prefix, up to main_end, reads no data,
+ *   - every head is real (RY encodings: real rotations and real shared
+ *     runs), so psi is real and U psi takes half the work of a complex psi,
+ *   - n <= QODE_TILE_DENSE_MAX_QUBITS and U psi costs no more than the
+ *     steps it replaces. */
+#ifndef QODE_QUANTUM_TILED_DENSE_H
+#define QODE_QUANTUM_TILED_DENSE_H
+
+#include <stddef.h>
+
+#include "quantum/prepare.h"
+#include "quantum/tiled.h"
+
+#define QODE_TILE_DENSE_MAX_QUBITS 6
+
+/* The adjoint keeps psi and lam of this many tiles for one pass of
+ * qode_tile_dense_accumulate. */
+#define QODE_TILE_DENSE_GROUP 8
+
+/* Decides whether schedule s (built by qode_tile_schedule_new, segments
+ * done, no checkpoints yet) runs dense; if so, splits the prefix blocks and
+ * builds U into s->dense_u.  Returns 0 when out of memory. */
+int qode_tile_dense_plan(const qode_circuit *c, const qode_prepared_gate *prepared,
+                         qode_tile_schedule *s);
+
+/* Adds the gradients of the trainable angles inside U, given C (2 dim^2
+ * doubles, entry (x, y) at 2 (x dim + y), re then im), summed over the
+ * batch.  `prepared` as for qode_tile_schedule_new with derivatives.
+ * Returns 0 when out of memory (nothing added). */
+int qode_tile_dense_gradients(const qode_circuit *c, const qode_prepared_gate *prepared,
+                               const qode_tile_schedule *s, const double *cmat,
+                               double *grad_trainable);
+
+/* ---- tile passes (tile layout: amplitude i of lane l at i * L + l) ---- */
+
+/* y = m x: m a real rows x cols matrix (row-major, rows a multiple of 4),
+ * x cols tile rows (x[k * L + l]), y rows tile rows.  With m = U's re
+ * plane over its im plane (dense_u) and x = psi, y is phi's re plane over
+ * its im plane; with m = dense_w = (Re U^T | Im U^T) and x = lam's re plane
+ * over its im plane, y = Re(U^+ lam). */
+void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y);
+
+/* acc += psi lam^+ summed over the lanes of `tiles` tiles staged at
+ * stage + t slot, each a psi plane then the re and im planes of its lam.
+ * acc holds 2 dim^2 four-lane vectors: entry (x, y) re at 8 (x dim + y),
+ * im 4 doubles later (both halves of a tile's lanes go into one vector). */
+void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, double *acc);
+
+/* out[2 (x dim + y) + part] = the sum of the four lanes of acc's entry. */
+void qode_tile_dense_reduce(const double *acc, int n, double *out);
+
+#endif /* QODE_QUANTUM_TILED_DENSE_H */

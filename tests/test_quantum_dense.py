@@ -1,0 +1,166 @@
+"""The dense mode of the tiled path (csrc/quantum/tiled_dense*.c): a batch whose
+gates after a real encoding all read no data runs as one matrix U per call, and
+its weight gradients come from one sweep over C = sum_b psi_b lam_b^+.
+
+Checked against the per-circuit path (a batch of one runs the plain state
+kernels) on random circuits over the gate set, with Z, X and Y read-outs and
+probabilities, and with torch.autograd.gradcheck.  ``_C.qsim_path`` says which
+path a batch takes, so that every test knows it exercised the one it names.
+"""
+import numpy as np
+import pytest
+import torch
+
+import qode.quantum as qq
+from qode import _C
+from qode.quantum import Circuit, data, weight
+from qode.quantum.observables import observables_spec
+
+ONE_QUBIT = ["H", "X", "Y", "Z", "S", "T", "SX", "RX", "RY", "RZ", "PhaseShift", "Rot", "U3"]
+N_PARAMS = {"RX": 1, "RY": 1, "RZ": 1, "PhaseShift": 1, "Rot": 3, "U3": 3}
+SHARED_TWO_QUBIT = ["CNOT", "CZ", "SWAP", "CRX", "CRY", "CRZ", "IsingXX", "IsingYY", "IsingZZ"]
+WITH_ANGLE = {"CRX", "CRY", "CRZ", "IsingXX", "IsingYY", "IsingZZ"}
+
+
+def path(c, obs, w, batch=64):
+    spec = observables_spec(obs, c.n_qubits) if obs else None
+    return _C.qsim_path(c.spec(), np.asarray(w, dtype=np.float64), spec, batch)
+
+
+def shared_angle(rng, n_weights):
+    return weight(int(rng.integers(0, n_weights))) if rng.random() < 0.7 else float(rng.normal())
+
+
+def real_encoded_circuit(rng, n, n_layers, n_data=4, n_weights=8):
+    """A real encoding (RY of data, with H, X, Z and constant RY between
+    them, sometimes two data angles on a wire), then only gates that read no
+    data: random one-qubit gates, two-qubit gates, a Toffoli, a unitary."""
+    c = Circuit(n, n_data=n_data, n_weights=n_weights)
+    for w in range(n):
+        c.ry(w, data(int(rng.integers(0, n_data))))
+        if rng.random() < 0.4:
+            c.add(["H", "X", "Z"][rng.integers(0, 3)], w)
+            c.ry(w, data(int(rng.integers(0, n_data))) if rng.random() < 0.5 else 0.3)
+    for _ in range(n_layers):
+        for w in range(n):
+            for _ in range(int(rng.integers(1, 4))):
+                name = ONE_QUBIT[rng.integers(0, len(ONE_QUBIT))]
+                c.add(name, w, *[shared_angle(rng, n_weights) for _ in range(N_PARAMS.get(name, 0))])
+        for w in range(n - 1):
+            name = SHARED_TWO_QUBIT[rng.integers(0, len(SHARED_TWO_QUBIT))]
+            angles = [shared_angle(rng, n_weights)] if name in WITH_ANGLE else []
+            c.add(name, (w, (w + 1 + int(rng.integers(0, n - 1))) % n), *angles)
+    if n >= 3:
+        c.toffoli(0, 1, 2)
+    q, _ = np.linalg.qr(rng.normal(size=(4, 4)) + 1j * rng.normal(size=(4, 4)))
+    c.unitary(q, [n - 1, 0])
+    return c
+
+
+def per_circuit(c, obs, d, w, up):
+    """Read-outs and gradients one circuit at a time (the untiled path)."""
+    values, gd, gw = [], [], np.zeros(len(w))
+    for i in range(len(d)):
+        dt = torch.tensor(d[i:i + 1], requires_grad=True)
+        wt = torch.tensor(w, requires_grad=True)
+        out = qq.expval(c, obs, dt, wt)
+        (out * torch.as_tensor(up[i])).sum().backward()
+        values.append(out.detach().numpy()[0])
+        gd.append(dt.grad.numpy()[0])
+        gw += wt.grad.numpy()
+    return np.array(values), np.array(gd), gw
+
+
+def batched(c, obs, d, w, up, n_threads=0):
+    dt = torch.tensor(d, requires_grad=True)
+    wt = torch.tensor(w, requires_grad=True)
+    out = qq.expval(c, obs, dt, wt, n_threads=n_threads)
+    (out * torch.as_tensor(up)).sum().backward()
+    return out.detach().numpy(), dt.grad.numpy(), wt.grad.numpy()
+
+
+def mixed_observables(n):
+    obs = qq.z_all(n) + [0.5 * qq.pauli("ZZ", [0, n - 1])]
+    if n >= 2:
+        obs.append(qq.pauli("XY", [0, 1], coeff=-0.7) + qq.pauli("Z", n - 1))
+    return obs
+
+
+@pytest.mark.parametrize("seed,n,layers", [(0, 2, 1), (1, 3, 2), (2, 4, 2), (3, 4, 4),
+                                           (4, 5, 4), (5, 6, 6)])
+@pytest.mark.parametrize("diagonal", [True, False])
+def test_random_real_encoded_circuits_match_per_circuit_path(seed, n, layers, diagonal):
+    rng = np.random.default_rng(seed)
+    c = real_encoded_circuit(rng, n, layers)
+    obs = qq.z_all(n) + [qq.pauli("ZZ", [0, n - 1], coeff=0.5)] if diagonal else mixed_observables(n)
+    d = rng.uniform(-np.pi, np.pi, size=(21, c.num_data))  # a partial tile at the end
+    w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+    assert path(c, obs, w) == "dense"
+    up = rng.normal(size=(len(d), len(obs)))
+    ref = per_circuit(c, obs, d, w, up)
+    ours = batched(c, obs, d, w, up)
+    for a, b, what in zip(ours, ref, ("read-outs", "data gradients", "weight gradients")):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11, err_msg=what)
+
+
+def test_probabilities_and_their_gradients_in_dense_mode():
+    rng = np.random.default_rng(7)
+    c = real_encoded_circuit(rng, 3, 3)
+    assert path(c, None, np.zeros(c.num_weights)) == "dense"
+    d = torch.tensor(rng.uniform(-3, 3, size=(13, c.num_data)), requires_grad=True)
+    w = torch.tensor(rng.uniform(-3, 3, size=c.num_weights), requires_grad=True)
+    up = torch.tensor(rng.normal(size=(13, 8)))
+    p = qq.probs(c, d, w)
+    (p * up).sum().backward()
+    for i in range(13):
+        di = d.detach()[i:i + 1].clone().requires_grad_(True)
+        wi = w.detach().clone().requires_grad_(True)
+        pi = qq.probs(c, di, wi)
+        (pi * up[i]).sum().backward()
+        np.testing.assert_allclose(p.detach()[i].numpy(), pi.detach()[0].numpy(), atol=1e-12)
+        np.testing.assert_allclose(d.grad[i].numpy(), di.grad[0].numpy(), atol=1e-11)
+
+
+def test_seed002_vqc_runs_dense_and_passes_gradcheck():
+    c, obs = qq.vqc_circuit(3, 2), qq.z_all(3)
+    rng = np.random.default_rng(3)
+    d = torch.tensor(rng.uniform(-3, 3, size=(9, 3)), requires_grad=True)
+    w = torch.tensor(rng.uniform(-3, 3, size=c.num_weights), requires_grad=True)
+    assert path(c, obs, w.detach().numpy(), batch=9) == "dense"
+    assert torch.autograd.gradcheck(lambda a, b: qq.expval(c, obs, a, b), (d, w), atol=1e-7)
+
+
+def test_dense_mode_repeats_bit_for_bit_on_threads():
+    c, obs = qq.vqc_circuit(4, 3), qq.z_all(4)
+    rng = np.random.default_rng(5)
+    d = rng.uniform(-3, 3, size=(1001, 4))
+    w = rng.uniform(-3, 3, size=c.num_weights)
+    up = rng.normal(size=(1001, 4))
+    first = batched(c, obs, d, w, up, n_threads=2)
+    for _ in range(3):
+        again = batched(c, obs, d, w, up, n_threads=2)
+        for a, b in zip(first, again):
+            assert np.array_equal(a, b)
+    one = batched(c, obs, d, w, up, n_threads=1)
+    for a, b in zip(first, one):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11)
+
+
+def test_what_keeps_a_batch_out_of_dense_mode():
+    n = 4
+    obs = qq.z_all(n)
+    w = np.linspace(0.1, 1.0, 3 * n)
+    reupload = qq.vqc_circuit(n, 2)
+    reupload.ry(0, data(0))  # data after the encoding
+    assert path(reupload, obs, np.linspace(0.1, 1.0, reupload.num_weights)) == "tiles"
+    rx = Circuit(n, n_data=n, n_weights=3 * n)  # RX encoding: a complex product state
+    for q in range(n):
+        rx.rx(q, data(q))
+    for q in range(n):
+        rx.rot(q, weight(3 * q), weight(3 * q + 1), weight(3 * q + 2))
+        rx.cnot(q, (q + 1) % n)
+    assert path(rx, obs, w) == "tiles"
+    shallow = qq.vqc_circuit(6, 1)  # U psi would cost more than the gates
+    assert path(shallow, qq.z_all(6), np.zeros(shallow.num_weights)) == "tiles"
+    assert path(qq.vqc_circuit(8, 4), qq.z_all(8), np.zeros(96)) == "tiles"  # too many qubits
+    assert path(qq.vqc_circuit(n, 2), obs, np.zeros(24), batch=1) == "rows"
