@@ -22,6 +22,7 @@
 #include "common/simd.h"
 #include "quantum/tile_kernels.h"
 
+
 /* Gate matrices of the L lanes, entry-major: r[k][l], i[k][l] for entry k. */
 typedef struct {
     double r[16][L];
@@ -605,5 +606,57 @@ void qode_tile_contract_bit_real(const double *s, size_t count, size_t sj, size_
             size_t a = j * sj * L + 4 * v, b = (j * sj + so) * L + 4 * v;
             ST(x + j * L + 4 * v, LD(s + a) * u0 + LD(s + b) * u1);
         }
+    }
+}
+
+/* y = m x: four rows of y at a time, 4 x NV four-lane accumulators, one load of
+ * x[k] for four multiply-adds per vector, each accumulator one
+ * multiply-add per k (so none waits on its own last one). */
+SIMD_CLONES
+void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y)
+{
+    for (size_t r = 0; r < rows; r += 4) {
+        const double *m0 = m + r * cols, *m1 = m0 + cols, *m2 = m1 + cols, *m3 = m2 + cols;
+        vec4 a0[NV], a1[NV], a2[NV], a3[NV];
+        for (int v = 0; v < NV; v++)
+            a0[v] = a1[v] = a2[v] = a3[v] = SPLAT(0.0);
+        for (size_t k = 0; k < cols; k++) {
+            vec4 b0 = SPLAT(m0[k]), b1 = SPLAT(m1[k]), b2 = SPLAT(m2[k]), b3 = SPLAT(m3[k]);
+            for (int v = 0; v < NV; v++) {
+                vec4 xv = LD(x + k * L + 4 * v);
+                a0[v] += b0 * xv;
+                a1[v] += b1 * xv;
+                a2[v] += b2 * xv;
+                a3[v] += b3 * xv;
+            }
+        }
+        for (int v = 0; v < NV; v++) {
+            ST(y + r * L + 4 * v, a0[v]);
+            ST(y + (r + 1) * L + 4 * v, a1[v]);
+            ST(y + (r + 2) * L + 4 * v, a2[v]);
+            ST(y + (r + 3) * L + 4 * v, a3[v]);
+        }
+    }
+}
+
+SIMD_CLONES
+void qode_tile_abs2(const double *re, const double *im, int n, double *p)
+{
+    size_t count = (size_t)L << n;
+    for (size_t i = 0; i < count; i += 4) {
+        vec4 a = LD(re + i), b = LD(im + i);
+        ST(p + i, a * a + b * b);
+    }
+}
+
+SIMD_CLONES
+void qode_tile_scale(const double *d, const double *re, const double *im, int n, double *lr,
+                     double *li)
+{
+    size_t count = (size_t)L << n;
+    for (size_t i = 0; i < count; i += 4) {
+        vec4 f = LD(d + i);
+        ST(lr + i, f * LD(re + i));
+        ST(li + i, f * LD(im + i));
     }
 }

@@ -25,6 +25,9 @@ typedef double vec4 __attribute__((vector_size(32), aligned(8), may_alias));
 #define NV (L / 4)
 #define LD(p) (*(const vec4 *)(const void *)(p))
 #define ST(p, v) (*(vec4 *)(void *)(p) = (v))
+/* One double in all four lanes (a macro: a function returning a vector
+ * would change the ABI between the two builds). */
+#define SPLAT(x) ((vec4){(x), (x), (x), (x)})
 
 /* 1.0 for the lanes 4v .. 4v+3 below `valid`, 0.0 for the others: sums over
  * the circuits of a tile leave out its unused lanes by this factor. */
@@ -61,6 +64,19 @@ void qode_tile_gather(const double *sr, const double *si, const int32_t *src, si
 /* v[l] = <psi_l| P |psi_l> for the Pauli word (x, z). */
 void qode_tile_pauli_expval(const double *re, const double *im, int n, uint64_t x,
                             uint64_t z, double *out);
+
+/* y = m x for a real rows x cols matrix m (row-major, rows a multiple of
+ * 4): x has cols rows of L lanes (x[k * L + l]), y gets rows rows.  With m
+ * = U's re plane over its im plane and x = psi, y is U psi (re plane, then
+ * im plane); see tiled_dense.h and the observable matrix of tiled.h. */
+void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y);
+
+/* p = |psi|^2 per amplitude and lane (a real tile plane). */
+void qode_tile_abs2(const double *re, const double *im, int n, double *p);
+
+/* lam = d psi per amplitude and lane, d a real tile plane. */
+void qode_tile_scale(const double *d, const double *re, const double *im, int n, double *lr,
+                     double *li);
 
 /* The most Z-word terms read (or seeded) in one pass. */
 #define QODE_TILE_DIAG_MAX_TERMS 64

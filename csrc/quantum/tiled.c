@@ -138,8 +138,16 @@ void qode_tile_readout(const qode_tile_job *job, const double *re, const double 
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
-    const qode_observables *obs = &job->sched->obs;
-    if (expval != NULL && obs->n_obs > 0 && diagonal_observables(obs)) {
+    const qode_tile_schedule *s = job->sched;
+    const qode_observables *obs = &s->obs;
+    if (expval != NULL && s->obs_matrix != NULL) { /* M |psi|^2 */
+        double p[L << QODE_TILE_OBS_MATRIX_MAX_QUBITS], v[QODE_TILE_OBS_MATRIX_MAX_OBS * L];
+        qode_tile_abs2(re, im, n, p);
+        qode_tile_matmul(s->obs_matrix, (size_t)s->obs_rows, dim, p, v);
+        for (int l = 0; l < job->valid; l++)
+            for (int32_t k = 0; k < obs->n_obs; k++)
+                expval[(size_t)(job->b0 + l) * obs->n_obs + k] = v[k * L + l];
+    } else if (expval != NULL && obs->n_obs > 0 && diagonal_observables(obs)) {
         double v[QODE_TILE_DIAG_MAX_TERMS * L];
         qode_tile_z_expvals(re, im, n, obs->z_mask, obs->term_start[obs->n_obs], v);
         for (int32_t k = 0; k < obs->n_obs; k++) {
@@ -199,12 +207,24 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
     const qode_observables *obs = &job->sched->obs;
-    int diagonal = obs->n_obs > 0 && grad_expval != NULL && diagonal_observables(obs);
-    if (!diagonal || grad_probs != NULL) { /* qode_tile_z_seed alone writes every entry */
+    const qode_tile_schedule *s = job->sched;
+    int seeded = obs->n_obs > 0 && grad_expval != NULL;
+    int matrix = seeded && s->obs_matrix != NULL;
+    int diagonal = seeded && !matrix && diagonal_observables(obs);
+    if (!matrix && !diagonal) { /* a diagonal seed writes every entry */
         memset(lr, 0, sizeof(double) * dim * L);
         memset(li, 0, sizeof(double) * dim * L);
     }
-    if (diagonal) {
+    if (matrix) { /* lam = (M^T g) psi */
+        double g[QODE_TILE_OBS_MATRIX_MAX_OBS * L], d[L << QODE_TILE_OBS_MATRIX_MAX_QUBITS];
+        for (int32_t k = 0; k < s->obs_rows; k++)
+            for (int l = 0; l < L; l++)
+                g[k * L + l] = k < obs->n_obs && l < job->valid
+                                   ? grad_expval[(size_t)(job->b0 + l) * obs->n_obs + k]
+                                   : 0.0;
+        qode_tile_matmul(s->obs_matrix_t, dim, (size_t)s->obs_rows, g, d);
+        qode_tile_scale(d, re, im, n, lr, li);
+    } else if (diagonal) {
         double w[QODE_TILE_DIAG_MAX_TERMS * L];
         for (int32_t k = 0; k < obs->n_obs; k++)
             for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)

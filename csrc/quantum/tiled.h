@@ -42,6 +42,8 @@
 
 #define QODE_TILE_LANES 8
 #define QODE_TILE_MAX_QUBITS 10
+#define QODE_TILE_OBS_MATRIX_MAX_QUBITS 6
+#define QODE_TILE_OBS_MATRIX_MAX_OBS 64
 
 /* Gate fusion.  One-qubit gates on different wires commute, and a one-qubit
  * gate commutes with every gate that does not touch its wire.  So the circuit
@@ -108,6 +110,14 @@ typedef struct {
     /* dense mode (tiled_dense.h): steps [0, main_end) after the prefix, and
      * the prefix blocks' tails, as one matrix U; dense_u holds its re plane
      * then its im plane, dim x dim each, row-major (owned) */
+    /* Diagonal observables of up to QODE_TILE_OBS_MATRIX_MAX_QUBITS qubits
+     * as one matrix: entry (k, i) = sum over the terms t of observable k of
+     * coeff_t (-1)^{popcount(i & z_t)}, so that the read-outs are M |psi|^2
+     * and the diagonal of the adjoint seed is M^T g, two small matrix
+     * products per tile.  obs_rows = n_obs rounded up to 4 (zero rows);
+     * obs_matrix_t is M^T.  NULL when not used (owned). */
+    int32_t obs_rows;
+    double *obs_matrix, *obs_matrix_t;
     int32_t dense;
     double *dense_u;
     double *dense_w; /* (Re U^T | Im U^T): dim x 2 dim, row-major (owned) */

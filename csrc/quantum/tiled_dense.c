@@ -1,8 +1,7 @@
-/* The tile passes of the dense mode (see tiled_dense.h): a real matrix
- * times a tile (U psi and Re(U^+ lam) are both one), and the sums over
- * lanes of psi lam^+.  Each keeps a block of the result in registers and
- * streams over the inner index, broadcasting one matrix entry at a time, as
- * a small matrix product does.  Compiled like tile_kernels.c (fused multiply-adds
+/* The tile passes of the dense mode (see tiled_dense.h) besides the matrix
+ * products of qode_tile_matmul: the sums over lanes of psi lam^+.  A block
+ * of the sums stays in registers while the staged tiles stream by, as in a
+ * small matrix product.  Compiled like tile_kernels.c (fused multiply-adds
  * allowed; see there for why). */
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC optimize("fp-contract=fast")
@@ -11,39 +10,6 @@
 #include "quantum/tile_kernels.h"
 #include "quantum/tiled_dense.h"
 
-/* One double in all four lanes (a macro: a function returning a vector
- * would change the ABI between the two builds). */
-#define SPLAT(x) ((vec4){(x), (x), (x), (x)})
-
-/* Four rows of y at a time: 4 x NV four-lane accumulators, one load of
- * x[k] for four multiply-adds per vector, each accumulator one
- * multiply-add per k (so none waits on its own last one). */
-SIMD_CLONES
-void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y)
-{
-    for (size_t r = 0; r < rows; r += 4) {
-        const double *m0 = m + r * cols, *m1 = m0 + cols, *m2 = m1 + cols, *m3 = m2 + cols;
-        vec4 a0[NV], a1[NV], a2[NV], a3[NV];
-        for (int v = 0; v < NV; v++)
-            a0[v] = a1[v] = a2[v] = a3[v] = SPLAT(0.0);
-        for (size_t k = 0; k < cols; k++) {
-            vec4 b0 = SPLAT(m0[k]), b1 = SPLAT(m1[k]), b2 = SPLAT(m2[k]), b3 = SPLAT(m3[k]);
-            for (int v = 0; v < NV; v++) {
-                vec4 xv = LD(x + k * L + 4 * v);
-                a0[v] += b0 * xv;
-                a1[v] += b1 * xv;
-                a2[v] += b2 * xv;
-                a3[v] += b3 * xv;
-            }
-        }
-        for (int v = 0; v < NV; v++) {
-            ST(y + r * L + 4 * v, a0[v]);
-            ST(y + (r + 1) * L + 4 * v, a1[v]);
-            ST(y + (r + 2) * L + 4 * v, a2[v]);
-            ST(y + (r + 3) * L + 4 * v, a3[v]);
-        }
-    }
-}
 
 /* C_xy += psi_x conj(lam_y) (re += psi lr, im -= psi li) over all lanes of
  * `tiles` staged tiles: a 2 x 2 block of C (8 four-lane accumulators) stays

@@ -55,14 +55,8 @@ int qode_tile_dense_gradients(const qode_circuit *c, const qode_prepared_gate *p
                                const qode_tile_schedule *s, const double *cmat,
                                double *grad_trainable);
 
-/* ---- tile passes (tile layout: amplitude i of lane l at i * L + l) ---- */
-
-/* y = m x: m a real rows x cols matrix (row-major, rows a multiple of 4),
- * x cols tile rows (x[k * L + l]), y rows tile rows.  With m = U's re
- * plane over its im plane (dense_u) and x = psi, y is phi's re plane over
- * its im plane; with m = dense_w = (Re U^T | Im U^T) and x = lam's re plane
- * over its im plane, y = Re(U^+ lam). */
-void qode_tile_matmul(const double *m, size_t rows, size_t cols, const double *x, double *y);
+/* ---- tile passes (tile layout: amplitude i of lane l at i * L + l; the
+ * products U psi and Re(U^+ lam) are qode_tile_matmul) ---- */
 
 /* acc += psi lam^+ summed over the lanes of `tiles` tiles staged at
  * stage + t slot, each a psi plane then the re and im planes of its lam.

@@ -26,12 +26,23 @@ typedef struct {
     double e[4][L];
 } lane_vec;
 
+/* (A loop of stores: memset of these 256 bytes became a slow `rep stos`.) */
 static QODE_ALWAYS_INLINE void set_ket_zero(lane_vec *x)
 {
-    memset(x, 0, sizeof *x);
-    for (int l = 0; l < L; l++)
-        x->e[0][l] = 1.0;
+    for (int k = 0; k < 4; k++)
+        for (int l = 0; l < L; l++)
+            x->e[k][l] = k == 0 ? 1.0 : 0.0;
 }
+
+/* cos and sin of half of every data column, per lane: c[k * L + l],
+ * s[k * L + l] for column k of lane l's row (NULL: not computed, each
+ * rotation computes its own). */
+typedef struct {
+    const double *c, *s;
+} half_angles;
+
+/* The most data columns whose half angles are computed together. */
+#define ANGLE_TABLE_COLUMNS 64
 
 /* Lanes 4v .. 4v+3 of y = m x, with the entries of m as vectors of lanes:
  * (a0, a1) row 0, (b0, b1) row 1, each as re, im.  All of x is loaded
@@ -101,9 +112,14 @@ static QODE_ALWAYS_INLINE void bilinear_re(const lane_vec *x, const lane_vec *y,
 
 /* cos and sin of half the data angle of a rotation segment, per lane. */
 static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
-                                                 const qode_tile_segment *seg, double *c,
-                                                 double *s)
+                                                 const qode_tile_segment *seg,
+                                                 half_angles table, double *c, double *s)
 {
+    if (table.c != NULL) {
+        memcpy(c, table.c + (size_t)seg->column * L, sizeof(double) * L);
+        memcpy(s, table.s + (size_t)seg->column * L, sizeof(double) * L);
+        return;
+    }
     double half[L];
     for (int l = 0; l < L; l++)
         half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
@@ -115,7 +131,7 @@ static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
  * when cs is not NULL. */
 SIMD_CLONES
 static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg,
-                          const lane_vec *x, lane_vec *y, double *cs)
+                          half_angles table, const lane_vec *x, lane_vec *y, double *cs)
 {
     if (seg->data_op < 0) {
         shared_mat_vec(seg->m, 0, x, y);
@@ -123,7 +139,7 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
     }
     if (seg->rotation) {
         double c[L], s[L];
-        half_angle_sincos(job, seg, c, s);
+        half_angle_sincos(job, seg, table, c, s);
         lane_vec a, b;
         shared_mat_vec(seg->m, 0, x, &a);
         shared_mat_vec(seg->m_pi, 0, x, &b);
@@ -144,7 +160,7 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
  * segment_apply. */
 SIMD_CLONES
 static void segment_first_column(const qode_tile_job *job, const qode_tile_segment *seg,
-                                 lane_vec *y, double *cs)
+                                 half_angles table, lane_vec *y, double *cs)
 {
     /* entries (0, 0) and (1, 0), re and im: m[0], m[1], m[4], m[5] */
     static const int first_column[4] = {0, 1, 4, 5};
@@ -156,7 +172,7 @@ static void segment_first_column(const qode_tile_job *job, const qode_tile_segme
     }
     if (seg->rotation) {
         double c[L], s[L];
-        half_angle_sincos(job, seg, c, s);
+        half_angle_sincos(job, seg, table, c, s);
         for (int v = 0; v < NV; v++) {
             vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
             for (int k = 0; k < 4; k++)
@@ -192,16 +208,16 @@ size_t qode_tile_prefix_record_doubles(const qode_tile_schedule *s)
 }
 
 /* v_0 .. v_m of prefix block st into v, and each rotation's (c, s) into cs. */
-static void block_forward(const qode_tile_job *job, const qode_tile_step *st, lane_vec *v,
-                          double *cs)
+static void block_forward(const qode_tile_job *job, const qode_tile_step *st,
+                          half_angles table, lane_vec *v, double *cs)
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     set_ket_zero(&v[0]);
     for (int32_t j = 0; j < st->seg_count; j++) {
         if (j == 0)
-            segment_first_column(job, &segs[0], &v[1], cs);
+            segment_first_column(job, &segs[0], table, &v[1], cs);
         else
-            segment_apply(job, &segs[j], &v[j], &v[j + 1], cs + (size_t)2 * L * j);
+            segment_apply(job, &segs[j], table, &v[j], &v[j + 1], cs + (size_t)2 * L * j);
     }
 }
 
@@ -210,6 +226,22 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *re
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
+    int32_t n_data = job->c->n_data;
+    /* every half angle of the tile in one call: the independent lanes of
+     * the sin/cos polynomials overlap in the pipeline, where one rotation
+     * at a time waits on each */
+    double half[ANGLE_TABLE_COLUMNS * L], sn[ANGLE_TABLE_COLUMNS * L], cs[ANGLE_TABLE_COLUMNS * L];
+    half_angles table = {NULL, NULL};
+    if (n_data > 0 && n_data <= ANGLE_TABLE_COLUMNS) {
+        for (int l = 0; l < L; l++) {
+            const double *row = qode_tile_lane_row(job, l);
+            for (int32_t k = 0; k < n_data; k++)
+                half[k * L + l] = row[k] / 2;
+        }
+        qode_sincos_array(half, sn, cs, n_data * L);
+        table.c = cs;
+        table.s = sn;
+    }
     lane_vec x[2];
     set_ket_zero(&x[0]);
     for (int w = 0; w < n; w++)
@@ -221,7 +253,7 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *re
         const lane_vec *column;
         if (record != NULL) { /* every v_s kept for the adjoint */
             lane_vec *v = (lane_vec *)(void *)record;
-            block_forward(job, st, v, record + (size_t)(st->seg_count + 1) * 4 * L);
+            block_forward(job, st, table, v, record + (size_t)(st->seg_count + 1) * 4 * L);
             column = &v[st->seg_count];
             record += block_record_doubles(st);
         } else { /* only the last: two vectors in turn */
@@ -230,9 +262,9 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *re
             set_ket_zero(&x[0]);
             for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1) {
                 if (j == 0)
-                    segment_first_column(job, &segs[0], &x[1], NULL);
+                    segment_first_column(job, &segs[0], table, &x[1], NULL);
                 else
-                    segment_apply(job, &segs[j], &x[cur], &x[cur ^ 1], NULL);
+                    segment_apply(job, &segs[j], table, &x[cur], &x[cur ^ 1], NULL);
             }
             column = &x[cur];
         }

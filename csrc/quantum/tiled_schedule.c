@@ -216,6 +216,34 @@ static int fold_observables(const qode_circuit *c, const qode_observables *obs, 
     return 1;
 }
 
+/* The observable matrix (see tiled.h) when the observables are diagonal
+ * (after folding) and small enough; returns 0 when out of memory. */
+static int build_obs_matrix(const qode_circuit *c, qode_tile_schedule *s)
+{
+    const qode_observables *obs = &s->obs;
+    int n = c->n_qubits;
+    if (obs->n_obs == 0 || obs->n_obs > QODE_TILE_OBS_MATRIX_MAX_OBS || n < 2 ||
+        n > QODE_TILE_OBS_MATRIX_MAX_QUBITS)
+        return 1;
+    for (int64_t t = 0; t < obs->term_start[obs->n_obs]; t++)
+        if (obs->x_mask[t] != 0)
+            return 1;
+    size_t dim = (size_t)1 << n, rows = ((size_t)obs->n_obs + 3) / 4 * 4;
+    s->obs_matrix = calloc(rows * dim, sizeof(double));
+    s->obs_matrix_t = calloc(rows * dim, sizeof(double));
+    if (s->obs_matrix == NULL || s->obs_matrix_t == NULL)
+        return 0;
+    for (int32_t k = 0; k < obs->n_obs; k++)
+        for (int64_t t = obs->term_start[k]; t < obs->term_start[k + 1]; t++)
+            for (size_t i = 0; i < dim; i++) {
+                double v = __builtin_parityll(i & obs->z_mask[t]) ? -obs->coeff[t] : obs->coeff[t];
+                s->obs_matrix[k * dim + i] += v;
+                s->obs_matrix_t[i * rows + k] += v;
+            }
+    s->obs_rows = (int32_t)rows;
+    return 1;
+}
+
 static int is_permutation_gate(int kind)
 {
     return kind == QODE_GATE_CNOT || kind == QODE_GATE_TOFFOLI || kind == QODE_GATE_SWAP;
@@ -351,7 +379,8 @@ qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
         return NULL;
     }
     hoist_blocks(c, s);
-    if (!fold_observables(c, obs, fold, s) || !merge_permutations(c, s)) {
+    if (!fold_observables(c, obs, fold, s) || !merge_permutations(c, s) ||
+        !build_obs_matrix(c, s)) {
         qode_tile_schedule_free(s);
         return NULL;
     }
@@ -381,6 +410,8 @@ void qode_tile_schedule_free(qode_tile_schedule *s)
     free(s->grads);
     free(s->folded_z);
     free(s->perms);
+    free(s->obs_matrix);
+    free(s->obs_matrix_t);
     free(s->dense_u);
     free(s->dense_w);
     free(s->dense_factors);
