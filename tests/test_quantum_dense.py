@@ -103,6 +103,40 @@ def test_random_real_encoded_circuits_match_per_circuit_path(seed, n, layers, di
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11, err_msg=what)
 
 
+def heads_circuit(kind, n=4, layers=2):
+    """Seed 002's layers after one of the two kinds of encoding dense mode
+    handles: every wire a single real rotation of data first ("rotations",
+    here RY of a scaled column with a constant RY after it, which joins the
+    layers), or heads of several data angles with gates between them
+    ("general": the product-state prefix of tiled_prefix.c)."""
+    c = Circuit(n, n_data=2 * n, n_weights=3 * n * layers)
+    for q in range(n):
+        c.ry(q, data(q))
+        if kind == "general":
+            c.add("H", q).ry(q, data(n + q)).add("X", q)
+        else:
+            c.ry(q, 0.4 * (q + 1))
+    for layer in range(layers):
+        for q in range(n):
+            base = 3 * (n * layer + q)
+            c.rx(q, weight(base)).ry(q, weight(base + 1)).rz(q, weight(base + 2))
+        for q in range(n):
+            c.cnot(q, (q + 1) % n)
+    return c
+
+
+@pytest.mark.parametrize("kind", ["rotations", "general"])
+def test_both_kinds_of_encoding_match_per_circuit_path(kind):
+    rng = np.random.default_rng(11)
+    c, obs = heads_circuit(kind), qq.z_all(4) + [qq.pauli("XX", [0, 2])]
+    d = rng.uniform(-np.pi, np.pi, size=(19, c.num_data))
+    w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+    assert path(c, obs, w) == "dense"
+    up = rng.normal(size=(len(d), len(obs)))
+    for a, b in zip(batched(c, obs, d, w, up), per_circuit(c, obs, d, w, up)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-11)
+
+
 def test_probabilities_and_their_gradients_in_dense_mode():
     rng = np.random.default_rng(7)
     c = real_encoded_circuit(rng, 3, 3)

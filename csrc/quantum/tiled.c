@@ -106,7 +106,10 @@ static void dense_forward(const qode_tile_job *job, double *state, double *cols,
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
-    qode_tile_prefix_columns(job, cols, prefix_record);
+    if (s->rotations != NULL)
+        qode_tile_rotation_columns(job, cols);
+    else
+        qode_tile_prefix_columns(job, cols, prefix_record);
     qode_tile_product_state_real(psi, n, cols); /* psi is real: only its re plane */
     qode_tile_matmul(s->dense_u, 2 * dim, dim, psi, state); /* the im plane follows re */
 }
@@ -426,8 +429,9 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
 
 /* Its work space: psi and lam of QODE_TILE_DENSE_GROUP tiles (`stage`,
  * one slot per tile: a psi plane, then lam's re and im planes), phi (then
- * mu), a tile state of scratch, the prefix columns and record, and the
- * chunk's sums of C (four lanes per entry). */
+ * mu), a tile state of scratch, the prefix columns and record (none with
+ * wire rotations), and the chunk's sums of C (four lanes per entry); as
+ * qode_tile_work_doubles counts it. */
 typedef struct {
     double *stage;
     size_t slot;
@@ -447,7 +451,7 @@ static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
     d.scratch = d.phi + 2 * plane;
     d.cols = d.scratch + 2 * plane;
     d.prefix_record = d.cols + (size_t)4 * n * L;
-    d.c_sums = d.prefix_record + qode_tile_prefix_record_doubles(s);
+    d.c_sums = d.prefix_record + (s->rotations ? 0 : qode_tile_prefix_record_doubles(s));
     return d;
 }
 
@@ -493,6 +497,10 @@ static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
         return;
     double *mu = d.phi, *t = d.phi + plane, *x = d.scratch;
     qode_tile_matmul(s->dense_w, dim, 2 * dim, lr, mu); /* li follows lr */
+    if (s->rotations != NULL) {
+        qode_tile_rotation_gradients(job, mu, psi, grad_data);
+        return;
+    }
     qode_tile_prefix_adjoint(job, 1, mu, mu, t, t, x, x, d.cols, d.prefix_record, grad_data,
                              grad_trainable);
 }

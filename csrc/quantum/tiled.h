@@ -91,6 +91,12 @@ typedef struct {
     int32_t index; /* trainable index */
 } qode_tile_shared_grad;
 
+typedef struct qode_tile_wire_rotation {
+    int32_t column; /* data column of the wire's rotation, -1 for none */
+    double a[2], b[2]; /* U(0)|0> and U(pi)|0> of the rotation (real) */
+    double k[4];       /* K, row-major: dv/dt = K v / 2 for the column v */
+} qode_tile_wire_rotation;
+
 typedef struct {
     int32_t n_steps;
     qode_tile_step *steps;
@@ -119,6 +125,12 @@ typedef struct {
     int32_t obs_rows;
     double *obs_matrix, *obs_matrix_t;
     int32_t dense;
+    /* dense mode, when every prefix head is a single real rotation of data
+     * (RY(x) as the first gate of each wire): per wire, its data column (-1:
+     * the wire stays |0>), its column v = c a + s b (c, s of half the
+     * angle) and the derivative dv/dt = (c b - s a) / 2 = K v / 2 (NULL
+     * otherwise; owned) */
+    struct qode_tile_wire_rotation *rotations;
     double *dense_u;
     double *dense_w; /* (Re U^T | Im U^T): dim x 2 dim, row-major (owned) */
     int32_t n_dense_factors; /* the steps that make up U, in the order they act */

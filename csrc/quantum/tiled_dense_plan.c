@@ -173,6 +173,50 @@ static int build_u(const qode_circuit *c, const qode_prepared_gate *prepared,
     return 1;
 }
 
+/* The wire rotations (tiled.h) when every prefix head is one real data
+ * rotation whose columns a = U(0)|0>, b = U(pi)|0> are independent (then
+ * v = c a + s b and dv/dt = (c b - s a) / 2 = K v / 2 with K = A J A^-1,
+ * A = (a b), J = ((0, -1), (1, 0))); 1 also when not (nothing set), 0
+ * when out of memory. */
+static int plan_rotations(const qode_circuit *c, qode_tile_schedule *s)
+{
+    int n = c->n_qubits;
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix || st->seg_count == 0)
+            continue;
+        const qode_tile_segment *seg = &s->segments[st->seg_start];
+        if (st->seg_count != 1 || !seg->rotation) /* (real: dense_pays checked) */
+            return 1;
+        if (seg->m[0] * seg->m_pi[4] - seg->m[4] * seg->m_pi[0] == 0.0)
+            return 1;
+    }
+    s->rotations = malloc(sizeof(qode_tile_wire_rotation) * (size_t)n);
+    if (s->rotations == NULL)
+        return 0;
+    for (int w = 0; w < n; w++)
+        s->rotations[w].column = -1;
+    for (int32_t t = 0; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (!st->prefix || st->seg_count == 0)
+            continue;
+        const qode_tile_segment *seg = &s->segments[st->seg_start];
+        qode_tile_wire_rotation *r = &s->rotations[st->wire];
+        r->column = seg->column;
+        r->a[0] = seg->m[0];    /* re of entries (0, 0) and (1, 0) */
+        r->a[1] = seg->m[4];
+        r->b[0] = seg->m_pi[0];
+        r->b[1] = seg->m_pi[4];
+        double det = r->a[0] * r->b[1] - r->b[0] * r->a[1];
+        double ai[4] = {r->b[1] / det, -r->b[0] / det, -r->a[1] / det, r->a[0] / det}; /* A^-1 */
+        double aj[4] = {r->b[0], -r->a[0], r->b[1], -r->a[1]};                      /* A J */
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++)
+                r->k[2 * i + j] = aj[2 * i] * ai[j] + aj[2 * i + 1] * ai[2 + j];
+    }
+    return 1;
+}
+
 int qode_tile_dense_plan(const qode_circuit *c, const qode_prepared_gate *prepared,
                          qode_tile_schedule *s)
 {
@@ -194,7 +238,7 @@ int qode_tile_dense_plan(const qode_circuit *c, const qode_prepared_gate *prepar
     }
     s->dense = 1;
     s->n_dense_factors = factor_steps(s, s->dense_factors);
-    return build_u(c, prepared, s);
+    return plan_rotations(c, s) && build_u(c, prepared, s);
 }
 
 /* Q[b][a] = sum over the amplitude pairs of bit t of phi_b conj(lam_a),

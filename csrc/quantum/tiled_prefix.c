@@ -221,27 +221,36 @@ static void block_forward(const qode_tile_job *job, const qode_tile_step *st,
     }
 }
 
+/* Every half angle of the tile in one call (when there are at most
+ * ANGLE_TABLE_COLUMNS data columns), into sn and cs: the independent lanes
+ * of the sin/cos polynomials overlap in the pipeline, where one rotation at
+ * a time waits on each. */
+static QODE_ALWAYS_INLINE half_angles angle_table(const qode_tile_job *job, double *sn,
+                                                  double *cs)
+{
+    int32_t n_data = job->c->n_data;
+    half_angles table = {NULL, NULL};
+    if (n_data == 0 || n_data > ANGLE_TABLE_COLUMNS)
+        return table;
+    double half[ANGLE_TABLE_COLUMNS * L];
+    for (int l = 0; l < L; l++) {
+        const double *row = qode_tile_lane_row(job, l);
+        for (int32_t k = 0; k < n_data; k++)
+            half[k * L + l] = row[k] / 2;
+    }
+    qode_sincos_array(half, sn, cs, n_data * L);
+    table.c = cs;
+    table.s = sn;
+    return table;
+}
+
 SIMD_CLONES
 void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *record)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
-    int32_t n_data = job->c->n_data;
-    /* every half angle of the tile in one call: the independent lanes of
-     * the sin/cos polynomials overlap in the pipeline, where one rotation
-     * at a time waits on each */
-    double half[ANGLE_TABLE_COLUMNS * L], sn[ANGLE_TABLE_COLUMNS * L], cs[ANGLE_TABLE_COLUMNS * L];
-    half_angles table = {NULL, NULL};
-    if (n_data > 0 && n_data <= ANGLE_TABLE_COLUMNS) {
-        for (int l = 0; l < L; l++) {
-            const double *row = qode_tile_lane_row(job, l);
-            for (int32_t k = 0; k < n_data; k++)
-                half[k * L + l] = row[k] / 2;
-        }
-        qode_sincos_array(half, sn, cs, n_data * L);
-        table.c = cs;
-        table.s = sn;
-    }
+    double sn[ANGLE_TABLE_COLUMNS * L], cs[ANGLE_TABLE_COLUMNS * L];
+    half_angles table = angle_table(job, sn, cs);
     lane_vec x[2];
     set_ket_zero(&x[0]);
     for (int w = 0; w < n; w++)
@@ -416,5 +425,71 @@ void qode_tile_prefix_adjoint(const qode_tile_job *job, int real, double *lr, do
         }
         block_gradients(job, st, &kappa, record, grad_data, grad_trainable);
         record += block_record_doubles(st);
+    }
+}
+
+SIMD_CLONES
+void qode_tile_rotation_columns(const qode_tile_job *job, double *cols)
+{
+    int n = job->c->n_qubits;
+    double sn[ANGLE_TABLE_COLUMNS * L], cs[ANGLE_TABLE_COLUMNS * L];
+    half_angles table = angle_table(job, sn, cs);
+    for (int w = 0; w < n; w++) {
+        const qode_tile_wire_rotation *r = &job->sched->rotations[w];
+        lane_vec *v = (lane_vec *)(void *)(cols + (size_t)4 * w * L);
+        if (r->column < 0) {
+            set_ket_zero(v);
+            continue;
+        }
+        /* (read in place: copies into small arrays, stored as halves and
+         * loaded whole, stall store forwarding) */
+        double own_c[L], own_s[L];
+        const double *c = own_c, *s = own_s;
+        if (table.c != NULL) {
+            c = table.c + (size_t)r->column * L;
+            s = table.s + (size_t)r->column * L;
+        } else {
+            double half[L];
+            for (int l = 0; l < L; l++)
+                half[l] = qode_tile_lane_row(job, l)[r->column] / 2;
+            qode_sincos_array(half, own_s, own_c, L);
+        }
+        for (int l = 0; l < L; l++) {
+            v->e[0][l] = c[l] * r->a[0] + s[l] * r->b[0];
+            v->e[1][l] = 0.0;
+            v->e[2][l] = c[l] * r->a[1] + s[l] * r->b[1];
+            v->e[3][l] = 0.0;
+        }
+    }
+}
+
+/* dL/dt = 2 mu . dpsi/dt with dpsi/dt = (K / 2 on the wire) psi: the sum
+ * over the amplitude pairs (i0, i1) of the wire's bit of
+ * mu_i0 (K psi)_i0 + mu_i1 (K psi)_i1, lane by lane. */
+SIMD_CLONES
+void qode_tile_rotation_gradients(const qode_tile_job *job, const double *mu, const double *psi,
+                                  double *grad_data)
+{
+    int n = job->c->n_qubits;
+    size_t dim = (size_t)1 << n;
+    for (int w = 0; w < n; w++) {
+        const qode_tile_wire_rotation *r = &job->sched->rotations[w];
+        if (r->column < 0)
+            continue;
+        size_t stride = (size_t)1 << (n - 1 - w);
+        double g[L];
+        for (int v = 0; v < NV; v++) {
+            vec4 acc0 = SPLAT(0.0), acc1 = SPLAT(0.0);
+            for (size_t base = 0; base < dim; base += 2 * stride)
+                for (size_t i = base; i < base + stride; i++) {
+                    size_t o0 = i * L + 4 * v, o1 = (i + stride) * L + 4 * v;
+                    vec4 p0 = LD(psi + o0), p1 = LD(psi + o1);
+                    acc0 += LD(mu + o0) * (r->k[0] * p0 + r->k[1] * p1);
+                    acc1 += LD(mu + o1) * (r->k[2] * p0 + r->k[3] * p1);
+                }
+            ST(g + 4 * v, acc0 + acc1);
+        }
+        for (int l = 0; l < job->valid; l++)
+            grad_data[(size_t)(job->b0 + l) * job->c->n_data + r->column] += g[l];
     }
 }

@@ -29,4 +29,14 @@ void qode_tile_prefix_adjoint(const qode_tile_job *job, int real, double *lr, do
                               double *tr, double *ti, double *xr, double *xi, const double *cols,
                               const double *record, double *grad_data, double *grad_trainable);
 
+/* A dense schedule whose prefix heads are single real rotations
+ * (sched->rotations, tiled.h) needs none of the above: its columns are
+ * c a + s b (into cols, the layout of qode_tile_prefix_columns, imaginary
+ * parts 0), and the gradient of a wire's angle is 2 mu . dpsi/dt for the
+ * real product state psi and mu = Re(U^+ lam) (both tile planes), added to
+ * the lane's data row. */
+void qode_tile_rotation_columns(const qode_tile_job *job, double *cols);
+void qode_tile_rotation_gradients(const qode_tile_job *job, const double *mu, const double *psi,
+                                  double *grad_data);
+
 #endif /* QODE_QUANTUM_TILED_PREFIX_H */

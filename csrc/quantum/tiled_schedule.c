@@ -412,6 +412,7 @@ void qode_tile_schedule_free(qode_tile_schedule *s)
     free(s->perms);
     free(s->obs_matrix);
     free(s->obs_matrix_t);
+    free(s->rotations);
     free(s->dense_u);
     free(s->dense_w);
     free(s->dense_factors);
@@ -435,7 +436,7 @@ size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
     size_t tile = qode_tile_state_doubles(n);
     if (s->dense) /* forward: state and psi; adjoint: see tiled.c (dense_layout) */
         return (adjoint ? (size_t)QODE_TILE_DENSE_GROUP * 3 * tile / 2 + 2 * tile +
-                              qode_tile_prefix_record_doubles(s) +
+                              (s->rotations ? 0 : qode_tile_prefix_record_doubles(s)) +
                               4 * qode_tile_chunk_doubles(s, n)
                         : 2 * tile) +
                prefix_columns;
