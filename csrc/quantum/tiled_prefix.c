@@ -110,20 +110,26 @@ static QODE_ALWAYS_INLINE void bilinear_re(const lane_vec *x, const lane_vec *y,
     }
 }
 
-/* cos and sin of half the data angle of a rotation segment, per lane. */
+/* cos and sin of half the data angle of a rotation segment, per lane:
+ * where they lie in the table (read in place: copied into small arrays,
+ * stored in halves and loaded whole, they stall store forwarding), or
+ * computed into own (L cosines, then L sines) without one. */
 static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
                                                  const qode_tile_segment *seg,
-                                                 half_angles table, double *c, double *s)
+                                                 half_angles table, double *own,
+                                                 const double **c, const double **s)
 {
     if (table.c != NULL) {
-        memcpy(c, table.c + (size_t)seg->column * L, sizeof(double) * L);
-        memcpy(s, table.s + (size_t)seg->column * L, sizeof(double) * L);
+        *c = table.c + (size_t)seg->column * L;
+        *s = table.s + (size_t)seg->column * L;
         return;
     }
     double half[L];
     for (int l = 0; l < L; l++)
         half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
-    qode_sincos_array(half, s, c, L);
+    qode_sincos_array(half, own + L, own, L);
+    *c = own;
+    *s = own + L;
 }
 
 /* y = V x for segment seg in every lane.  A rotation is V = c U(0) + s U(pi)
@@ -138,15 +144,16 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
         return;
     }
     if (seg->rotation) {
-        double c[L], s[L];
-        half_angle_sincos(job, seg, table, c, s);
+        double own[2 * L];
+        const double *c, *s;
+        half_angle_sincos(job, seg, table, own, &c, &s);
         lane_vec a, b;
         shared_mat_vec(seg->m, 0, x, &a);
         shared_mat_vec(seg->m_pi, 0, x, &b);
         lane_combine(c, s, &a, &b, y);
         if (cs != NULL) {
-            memcpy(cs, c, sizeof c);
-            memcpy(cs + L, s, sizeof s);
+            memcpy(cs, c, sizeof(double) * L);
+            memcpy(cs + L, s, sizeof(double) * L);
         }
         return;
     }
@@ -171,16 +178,17 @@ static void segment_first_column(const qode_tile_job *job, const qode_tile_segme
         return;
     }
     if (seg->rotation) {
-        double c[L], s[L];
-        half_angle_sincos(job, seg, table, c, s);
+        double own[2 * L];
+        const double *c, *s;
+        half_angle_sincos(job, seg, table, own, &c, &s);
         for (int v = 0; v < NV; v++) {
             vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
             for (int k = 0; k < 4; k++)
                 ST(y->e[k] + 4 * v, cv * seg->m[first_column[k]] + sv * seg->m_pi[first_column[k]]);
         }
         if (cs != NULL) {
-            memcpy(cs, c, sizeof c);
-            memcpy(cs + L, s, sizeof s);
+            memcpy(cs, c, sizeof(double) * L);
+            memcpy(cs + L, s, sizeof(double) * L);
         }
         return;
     }
