@@ -243,6 +243,23 @@ fail:
 }
 
 /* Reads a (batch, 2^n) complex64/complex128 array of states. */
+/* params_from_objects, then the circuit's own checks (wires, kinds),
+ * raised as the Python exception they name. */
+static int checked_params(const circuit_view *v, PyObject *data, PyObject *trainable,
+                          PyArrayObject **data_a, PyArrayObject **train_a)
+{
+    if (params_from_objects(v, data, trainable, data_a, train_a) < 0)
+        return -1;
+    char msg[MSG_LEN] = "";
+    qode_status st = qode_circuit_validate(&v->c, msg, sizeof msg);
+    if (st == QODE_OK)
+        return 0;
+    raise_quantum(st, msg);
+    Py_CLEAR(*data_a);
+    Py_CLEAR(*train_a);
+    return -1;
+}
+
 static PyArrayObject *states_from_object(PyObject *obj, int *n_qubits, qode_dtype *dtype)
 {
     if (!PyArray_Check(obj)) {
@@ -286,14 +303,10 @@ static PyObject *py_qsim_run(PyObject *self, PyObject *args)
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
     PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL;
-    if (params_from_objects(&v, data, trainable, &data_a, &train_a) < 0)
+    if (checked_params(&v, data, trainable, &data_a, &train_a) < 0)
         goto done;
     char msg[MSG_LEN] = "";
-    qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
-    if (st != QODE_OK) {
-        raise_quantum(st, msg);
-        goto done;
-    }
+    qode_status st;
     npy_intp batch = PyArray_DIM(data_a, 0);
     states = new_states(v.c.n_qubits, batch, (qode_dtype)dtype_code, 0.0);
     if (states == NULL)
@@ -525,14 +538,10 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL;
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
-    if (params_from_objects(&v, data, trainable, &data_a, &train_a) < 0)
+    if (checked_params(&v, data, trainable, &data_a, &train_a) < 0)
         goto done;
     char msg[MSG_LEN] = "";
-    qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
-    if (st != QODE_OK) {
-        raise_quantum(st, msg);
-        goto done;
-    }
+    qode_status st;
     npy_intp batch = PyArray_DIM(data_a, 0);
     if (!want_probs && !want_states) {
         /* read-outs only: the core still needs one state vector per thread */
@@ -605,14 +614,8 @@ static PyObject *py_qsim_path(PyObject *self, PyObject *args)
         return NULL;
     npy_intp dims[2] = {1, v.c.n_data};
     if ((no_data = PyArray_ZEROS(2, dims, NPY_FLOAT64, 0)) == NULL ||
-        params_from_objects(&v, no_data, trainable, &data_a, &train_a) < 0)
+        checked_params(&v, no_data, trainable, &data_a, &train_a) < 0)
         goto done;
-    char msg[MSG_LEN] = "";
-    qode_status st = qode_circuit_validate(&v.c, msg, sizeof msg);
-    if (st != QODE_OK) {
-        raise_quantum(st, msg);
-        goto done;
-    }
     if (obs_spec != Py_None) {
         if (obs_from_spec(obs_spec, &ov) < 0)
             goto done;

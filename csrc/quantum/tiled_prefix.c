@@ -113,23 +113,28 @@ static QODE_ALWAYS_INLINE void bilinear_re(const lane_vec *x, const lane_vec *y,
 /* cos and sin of half the data angle of a rotation segment, per lane:
  * where they lie in the table (read in place: copied into small arrays,
  * stored in halves and loaded whole, they stall store forwarding), or
- * computed into own (L cosines, then L sines) without one. */
+ * computed into own (L cosines, then L sines) without one.  Also copied to
+ * cs[0..L) and cs[L..2L) when cs is not NULL (the adjoint's record). */
 static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
                                                  const qode_tile_segment *seg,
-                                                 half_angles table, double *own,
+                                                 half_angles table, double *own, double *cs,
                                                  const double **c, const double **s)
 {
     if (table.c != NULL) {
         *c = table.c + (size_t)seg->column * L;
         *s = table.s + (size_t)seg->column * L;
-        return;
+    } else {
+        double half[L];
+        for (int l = 0; l < L; l++)
+            half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
+        qode_sincos_array(half, own + L, own, L);
+        *c = own;
+        *s = own + L;
     }
-    double half[L];
-    for (int l = 0; l < L; l++)
-        half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
-    qode_sincos_array(half, own + L, own, L);
-    *c = own;
-    *s = own + L;
+    if (cs != NULL) {
+        memcpy(cs, *c, sizeof(double) * L);
+        memcpy(cs + L, *s, sizeof(double) * L);
+    }
 }
 
 /* y = V x for segment seg in every lane.  A rotation is V = c U(0) + s U(pi)
@@ -146,15 +151,11 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
     if (seg->rotation) {
         double own[2 * L];
         const double *c, *s;
-        half_angle_sincos(job, seg, table, own, &c, &s);
+        half_angle_sincos(job, seg, table, own, cs, &c, &s);
         lane_vec a, b;
         shared_mat_vec(seg->m, 0, x, &a);
         shared_mat_vec(seg->m_pi, 0, x, &b);
         lane_combine(c, s, &a, &b, y);
-        if (cs != NULL) {
-            memcpy(cs, c, sizeof(double) * L);
-            memcpy(cs + L, s, sizeof(double) * L);
-        }
         return;
     }
     lane2 v;
@@ -180,15 +181,11 @@ static void segment_first_column(const qode_tile_job *job, const qode_tile_segme
     if (seg->rotation) {
         double own[2 * L];
         const double *c, *s;
-        half_angle_sincos(job, seg, table, own, &c, &s);
+        half_angle_sincos(job, seg, table, own, cs, &c, &s);
         for (int v = 0; v < NV; v++) {
             vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
             for (int k = 0; k < 4; k++)
                 ST(y->e[k] + 4 * v, cv * seg->m[first_column[k]] + sv * seg->m_pi[first_column[k]]);
-        }
-        if (cs != NULL) {
-            memcpy(cs, c, sizeof(double) * L);
-            memcpy(cs + L, s, sizeof(double) * L);
         }
         return;
     }
