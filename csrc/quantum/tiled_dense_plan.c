@@ -1,7 +1,8 @@
 /* The per-call side of the dense mode (see tiled_dense.h): whether a
- * schedule runs dense, the matrix U, and the gradients of the angles inside
- * U from C.  All of it works on single states of dim amplitudes with the
- * scalar kernels of kernels.h; its cost does not grow with the batch. */
+ * schedule runs dense, the matrix U, the wire rotations of a simple
+ * encoding, and the gradients of the angles inside U from C.  All of it
+ * works on dim x dim matrices (as states of 2n qubits, with the scalar
+ * kernels of kernels.h); its cost does not grow with the batch. */
 #include <stdlib.h>
 #include <string.h>
 
