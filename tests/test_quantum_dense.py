@@ -137,6 +137,32 @@ def test_both_kinds_of_encoding_match_per_circuit_path(kind):
         np.testing.assert_allclose(a, b, rtol=0, atol=1e-11)
 
 
+def test_many_data_columns_and_observables_take_the_general_loops():
+    """More data columns than the per-tile sin/cos table holds (64) and more
+    observables than the observable matrix takes (64): dense mode still,
+    with the per-rotation sin/cos and the per-term read-out."""
+    n = 4
+    c = Circuit(n, n_data=70, n_weights=3 * n)
+    for q in range(n):
+        c.ry(q, data(17 * q + 3))
+    for q in range(n):
+        c.rx(q, weight(3 * q)).ry(q, weight(3 * q + 1)).rz(q, weight(3 * q + 2))
+    for q in range(n):
+        c.cnot(q, (q + 1) % n)
+    for q in range(n):
+        c.ry(q, weight(q))
+    rng = np.random.default_rng(13)
+    obs = [qq.pauli("Z" * len(ws), ws, coeff=float(rng.normal()))
+           for ws in ([0], [1], [2], [3], [0, 1], [1, 2], [2, 3], [0, 3])] * 9
+    assert len(obs) > 64
+    w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+    assert path(c, obs, w) == "dense"
+    d = rng.uniform(-np.pi, np.pi, size=(10, c.num_data))
+    up = rng.normal(size=(len(d), len(obs)))
+    for a, b in zip(batched(c, obs, d, w, up), per_circuit(c, obs, d, w, up)):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-10)
+
+
 def test_probabilities_and_their_gradients_in_dense_mode():
     rng = np.random.default_rng(7)
     c = real_encoded_circuit(rng, 3, 3)
