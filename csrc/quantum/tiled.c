@@ -476,9 +476,9 @@ void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t t
 
 /* psi from the prefix and phi = U psi, lam seeded from phi, both staged
  * in the tile's slot; a full group of slots goes into the sums of C (lam
- * is 0 in unused lanes: their seed weights are 0).  Then the prefix
- * adjoint of mu = Re(U^+ lam) (psi is real, so Im U^+ lam does not
- * matter). */
+ * is 0 in unused lanes: their seed weights are 0).  Then the data
+ * gradients from mu = Re(U^+ lam) (psi is real, so Im U^+ lam does not
+ * matter): by the wire rotations, or by the prefix adjoint. */
 static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
                           const double *grad_probs, double *work, double *grad_data,
                           double *grad_trainable)
