@@ -12,7 +12,10 @@
  * for a real psi, against about 8 dim per fused block), and the adjoint
  * needs no backward sweep per circuit.  With lam_b = M phi_b the seeded
  * lambda (see adjoint.c):
- *     data angles (in the prefix):  the prefix adjoint of mu_b = U^+ lam_b,
+ *     data angles (in the prefix):  from mu_b = Re(U^+ lam_b), by the prefix
+ *                                   adjoint, or by a pass per wire when each
+ *                                   wire's encoding is one real rotation
+ *                                   (sched->rotations, tiled.h),
  *     angles inside U:              2 Re Tr(dU/dt C),  C = sum_b psi_b lam_b^+,
  * and C, summed over the whole batch, goes through one adjoint sweep per
  * call over its dim columns (qode_tile_dense_gradients), whatever the batch.
@@ -42,8 +45,9 @@
 #define QODE_TILE_DENSE_GROUP 8
 
 /* Decides whether schedule s (built by qode_tile_schedule_new, segments
- * done, no checkpoints yet) runs dense; if so, splits the prefix blocks and
- * builds U into s->dense_u.  Returns 0 when out of memory. */
+ * done, no checkpoints yet) runs dense; if so, splits the prefix blocks,
+ * builds U and its transpose planes (s->dense_u, s->dense_w) and, for a
+ * single-rotation encoding, s->rotations.  Returns 0 when out of memory. */
 int qode_tile_dense_plan(const qode_circuit *c, const qode_prepared_gate *prepared,
                          qode_tile_schedule *s);
 
