@@ -22,7 +22,6 @@
 #include "common/simd.h"
 #include "quantum/tile_kernels.h"
 
-
 /* Gate matrices of the L lanes, entry-major: r[k][l], i[k][l] for entry k. */
 typedef struct {
     double r[16][L];

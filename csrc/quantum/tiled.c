@@ -430,8 +430,9 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
 /* Its work space: psi and lam of QODE_TILE_DENSE_GROUP tiles (`stage`,
  * one slot per tile: a psi plane, then lam's re and im planes), phi (then
  * mu), a tile state of scratch, the prefix columns and record (none with
- * wire rotations), and the chunk's sums of C (four lanes per entry); as
- * qode_tile_work_doubles counts it. */
+ * wire rotations), and the chunk's sums of C (four lanes per entry).
+ * dense_parts places them (in doubles from the start) and returns the
+ * total, for both dense_layout and qode_tile_work_doubles. */
 typedef struct {
     double *stage;
     size_t slot;
@@ -441,17 +442,33 @@ typedef struct {
     double *c_sums;
 } dense_work;
 
-static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
+typedef struct {
+    size_t phi, scratch, cols, prefix_record, c_sums;
+} dense_offsets;
+
+static size_t dense_parts(const qode_tile_schedule *s, int n, dense_offsets *o)
 {
     size_t plane = (size_t)L << n;
-    dense_work d;
-    d.stage = work;
-    d.slot = 3 * plane;
-    d.phi = d.stage + QODE_TILE_DENSE_GROUP * d.slot;
-    d.scratch = d.phi + 2 * plane;
-    d.cols = d.scratch + 2 * plane;
-    d.prefix_record = d.cols + (size_t)4 * n * L;
-    d.c_sums = d.prefix_record + (s->rotations ? 0 : qode_tile_prefix_record_doubles(s));
+    o->phi = QODE_TILE_DENSE_GROUP * 3 * plane;
+    o->scratch = o->phi + 2 * plane;
+    o->cols = o->scratch + 2 * plane;
+    o->prefix_record = o->cols + (size_t)4 * n * L;
+    o->c_sums = o->prefix_record + (s->rotations ? 0 : qode_tile_prefix_record_doubles(s));
+    return o->c_sums + 4 * qode_tile_chunk_doubles(s, n);
+}
+
+size_t qode_tile_dense_work_doubles(const qode_tile_schedule *s, int n)
+{
+    dense_offsets o;
+    return dense_parts(s, n, &o);
+}
+
+static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
+{
+    dense_offsets o;
+    dense_parts(s, n, &o);
+    dense_work d = {work, 3 * ((size_t)L << n), work + o.phi, work + o.scratch, work + o.cols,
+                    work + o.prefix_record, work + o.c_sums};
     return d;
 }
 

@@ -59,6 +59,10 @@ int qode_tile_dense_gradients(const qode_circuit *c, const qode_prepared_gate *p
                                const qode_tile_schedule *s, const double *cmat,
                                double *grad_trainable);
 
+/* Doubles of work space one thread's dense adjoint needs (tiled.c lays
+ * it out). */
+size_t qode_tile_dense_work_doubles(const qode_tile_schedule *s, int n);
+
 /* ---- tile passes (tile layout: amplitude i of lane l at i * L + l; the
  * products U psi and Re(U^+ lam) are qode_tile_matmul) ---- */
 

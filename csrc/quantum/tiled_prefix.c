@@ -110,23 +110,22 @@ static QODE_ALWAYS_INLINE void bilinear_re(const lane_vec *x, const lane_vec *y,
     }
 }
 
-/* cos and sin of half the data angle of a rotation segment, per lane:
+/* cos and sin of half the angle in data column `column`, per lane:
  * where they lie in the table (read in place: copied into small arrays,
  * stored in halves and loaded whole, they stall store forwarding), or
  * computed into own (L cosines, then L sines) without one.  Also copied to
  * cs[0..L) and cs[L..2L) when cs is not NULL (the adjoint's record). */
-static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job,
-                                                 const qode_tile_segment *seg,
+static QODE_ALWAYS_INLINE void half_angle_sincos(const qode_tile_job *job, int32_t column,
                                                  half_angles table, double *own, double *cs,
                                                  const double **c, const double **s)
 {
     if (table.c != NULL) {
-        *c = table.c + (size_t)seg->column * L;
-        *s = table.s + (size_t)seg->column * L;
+        *c = table.c + (size_t)column * L;
+        *s = table.s + (size_t)column * L;
     } else {
         double half[L];
         for (int l = 0; l < L; l++)
-            half[l] = qode_tile_lane_row(job, l)[seg->column] / 2;
+            half[l] = qode_tile_lane_row(job, l)[column] / 2;
         qode_sincos_array(half, own + L, own, L);
         *c = own;
         *s = own + L;
@@ -151,7 +150,7 @@ static void segment_apply(const qode_tile_job *job, const qode_tile_segment *seg
     if (seg->rotation) {
         double own[2 * L];
         const double *c, *s;
-        half_angle_sincos(job, seg, table, own, cs, &c, &s);
+        half_angle_sincos(job, seg->column, table, own, cs, &c, &s);
         lane_vec a, b;
         shared_mat_vec(seg->m, 0, x, &a);
         shared_mat_vec(seg->m_pi, 0, x, &b);
@@ -181,7 +180,7 @@ static void segment_first_column(const qode_tile_job *job, const qode_tile_segme
     if (seg->rotation) {
         double own[2 * L];
         const double *c, *s;
-        half_angle_sincos(job, seg, table, own, cs, &c, &s);
+        half_angle_sincos(job, seg->column, table, own, cs, &c, &s);
         for (int v = 0; v < NV; v++) {
             vec4 cv = LD(c + 4 * v), sv = LD(s + 4 * v);
             for (int k = 0; k < 4; k++)
@@ -446,19 +445,9 @@ void qode_tile_rotation_columns(const qode_tile_job *job, double *cols)
             set_ket_zero(v);
             continue;
         }
-        /* (read in place: copies into small arrays, stored as halves and
-         * loaded whole, stall store forwarding) */
-        double own_c[L], own_s[L];
-        const double *c = own_c, *s = own_s;
-        if (table.c != NULL) {
-            c = table.c + (size_t)r->column * L;
-            s = table.s + (size_t)r->column * L;
-        } else {
-            double half[L];
-            for (int l = 0; l < L; l++)
-                half[l] = qode_tile_lane_row(job, l)[r->column] / 2;
-            qode_sincos_array(half, own_s, own_c, L);
-        }
+        double own[2 * L];
+        const double *c, *s;
+        half_angle_sincos(job, r->column, table, own, NULL, &c, &s);
         for (int l = 0; l < L; l++) {
             v->e[0][l] = c[l] * r->a[0] + s[l] * r->b[0];
             v->e[1][l] = 0.0;

@@ -434,12 +434,8 @@ size_t qode_tile_work_doubles(const qode_tile_schedule *s, int n, int adjoint)
 {
     size_t prefix_columns = (size_t)4 * n * QODE_TILE_LANES;
     size_t tile = qode_tile_state_doubles(n);
-    if (s->dense) /* forward: state and psi; adjoint: see tiled.c (dense_layout) */
-        return (adjoint ? (size_t)QODE_TILE_DENSE_GROUP * 3 * tile / 2 + 2 * tile +
-                              (s->rotations ? 0 : qode_tile_prefix_record_doubles(s)) +
-                              4 * qode_tile_chunk_doubles(s, n)
-                        : 2 * tile) +
-               prefix_columns;
+    if (s->dense) /* forward: the prefix columns, psi and the state */
+        return adjoint ? qode_tile_dense_work_doubles(s, n) : 2 * tile + prefix_columns;
     /* forward: the state, and the other half of a gather for permutations */
     size_t states = adjoint ? 3 + (size_t)s->n_checkpoints : 1 + (s->n_permutations > 0);
     size_t doubles = states * tile + qode_tile_block_scratch_doubles(s) + prefix_columns;
