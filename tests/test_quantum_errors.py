@@ -91,6 +91,24 @@ def test_core_validates_raw_circuits(ops, message):
         _C.qsim_run(raw_spec(ops), np.zeros((1, 0)), np.zeros(0), 3, 1)
 
 
+@pytest.mark.parametrize("value", [np.nan, np.inf, -np.inf, -np.nan])
+@pytest.mark.parametrize("row", [0, 341, 342, 699])
+def test_data_scan_finds_the_first_non_finite_angle_in_any_block(value, row):
+    # the core scans data in blocks of 1024 values (3 per row here): the first
+    # bad one is named wherever it lies, and the extreme finite values pass
+    c, obs = qq.vqc_circuit(3, 1), qq.z_all(3)
+    data = np.full((700, 3), 0.5)
+    data[1, 0], data[2, 1], data[3, 2] = np.finfo(float).max, -np.finfo(float).max, 5e-324
+    qq.expval(c, obs, data, np.zeros(9))  # finite, however large or small
+    if row < 699:
+        data[699, 2] = np.inf  # a later one is not named
+    data[row, 2] = value
+    name = "-?nan" if np.isnan(value) else ("inf" if value > 0 else "-inf")
+    with pytest.raises(ValueError, match=f"non-finite angle {name} in the data of circuit "
+                                         f"{row}, column 2"):
+        qq.expval(c, obs, data, np.zeros(9))
+
+
 def test_core_rejects_out_of_range_parameter_sources_and_nan():
     spec = raw_spec([[7, 0, 0, 0, 0, 0]], refs=((0, 4),), values=(0.0,), n_data=2)
     with pytest.raises(ValueError, match="data column index 4, but there are 2"):
