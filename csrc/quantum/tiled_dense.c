@@ -28,10 +28,10 @@ void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int
                 /* rows x, x + 1 of psi and y, y + 1 of lam in the first slot */
                 const double *p = stage + x * L + 4 * v, *r = stage + plane + y * L + 4 * v;
                 const double *q = r + plane;
-                for (int t = 0; t < tiles; t++, p += slot, r += slot, q += slot) {
-                    vec4 p0 = LD(p), p1 = LD(p + L);
-                    vec4 r0 = LD(r), r1 = LD(r + L);
-                    vec4 i0 = LD(q), i1 = LD(q + L);
+                for (size_t o = 0; o < (size_t)tiles * slot; o += slot) {
+                    vec4 p0 = LD(p + o), p1 = LD(p + o + L);
+                    vec4 r0 = LD(r + o), r1 = LD(r + o + L);
+                    vec4 i0 = LD(q + o), i1 = LD(q + o + L);
                     re[0][0] += p0 * r0;
                     re[0][1] += p0 * r1;
                     re[1][0] += p1 * r0;
