@@ -135,3 +135,25 @@ def test_edge_cases_empty_batch_no_gates_weights_only():
     assert out.shape == (1,) and out.dtype == torch.float64
     out.sum().backward()
     assert abs(float(w.grad[0]) + np.sin(0.3)) < 1e-12
+
+
+@pytest.mark.parametrize("read_out", ["expval", "probs"])
+def test_create_graph_gives_first_order_gradients_and_refuses_a_second(read_out):
+    # the adjoint sweep is not differentiable: with create_graph=True the
+    # gradients are the usual ones, and differentiating them again is an error
+    # (not a silent zero)
+    c = qq.vqc_circuit(3, 1)
+    data = torch.rand(5, 3, dtype=torch.float64, requires_grad=True)
+    weights = torch.rand(9, dtype=torch.float64, requires_grad=True)
+
+    def loss():
+        if read_out == "expval":
+            return qq.expval(c, qq.z_all(3), data, weights).pow(2).sum()
+        return qq.probs(c, data, weights)[:, 1:3].pow(2).sum()
+
+    plain = torch.autograd.grad(loss(), (data, weights))
+    graphed = torch.autograd.grad(loss(), (data, weights), create_graph=True)
+    for a, b in zip(plain, graphed):
+        assert torch.equal(a, b)
+    with pytest.raises(RuntimeError, match="once_differentiable|twice"):
+        graphed[1].sum().backward()

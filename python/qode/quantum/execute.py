@@ -138,8 +138,28 @@ class _Runner:
 if torch is not None:
     from torch.autograd.function import once_differentiable
 
+    def _circuit_vjp(ctx, grad):
+        """(grad_data, grad_weights, None) of _CircuitFunction by one adjoint sweep."""
+        runner = ctx.runner
+        g = _as_numpy(grad)
+        g_ev, g_pr = (None, g) if runner.want_probs else (g, None)
+        gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
+        data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
+        return (torch.from_numpy(gd) if data else None,
+                torch.from_numpy(gw) if weights else None, None)
+
+    # With create_graph=True: the same gradients, which refuse a second backward
+    # (the adjoint sweep is not differentiable) instead of passing for constants.
+    _circuit_vjp_first_order_only = once_differentiable(_circuit_vjp)
+
     class _CircuitFunction(torch.autograd.Function):
-        """(data (B, n_data), weights (n_weights,)) -> (expvals (B, n_obs), probs (B, 2^n))."""
+        """(data (B, n_data), weights (n_weights,)) -> the runner's read-out:
+        expvals (B, n_obs), or probs (B, 2^n) for a runner that wants them.
+
+        One output, and once_differentiable only when a graph of the gradient
+        is being built: each costs tens of microseconds per call, which a
+        small batch in a training loop pays every step.
+        """
 
         @staticmethod
         def forward(ctx, data, weights, runner):
@@ -147,23 +167,18 @@ if torch is not None:
             ev, pr = runner.forward(d, w)
             ctx.runner, ctx.d, ctx.w = runner, d, w
             out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
-            return _tensor_of(ev, out_dtype), _tensor_of(pr, out_dtype)
+            return _tensor_of(pr if runner.want_probs else ev, out_dtype)
 
         @staticmethod
-        @once_differentiable
-        def backward(ctx, grad_ev, grad_pr):
-            runner = ctx.runner
-            g_ev = _as_numpy(grad_ev) if (grad_ev is not None and runner.n_obs) else None
-            g_pr = _as_numpy(grad_pr) if (grad_pr is not None and runner.want_probs) else None
-            if g_ev is None and g_pr is None:
-                return None, None, None
-            gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
-            data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
-            return (torch.from_numpy(gd) if data else None,
-                    torch.from_numpy(gw) if weights else None, None)
+        def backward(ctx, grad):
+            if torch.is_grad_enabled():
+                return _circuit_vjp_first_order_only(ctx, grad)
+            return _circuit_vjp(ctx, grad)
 
 
 def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
+    """(batch_shape, read-out): expvals of `observables`, or probabilities
+    when want_probs (observables None)."""
     state_dtype = _state_dtype(dtype, data, weights)
     batch_shape, data, weights = _check_inputs(circuit, data, weights)
     runner = _Runner(circuit, observables, want_probs, state_dtype, n_threads)
@@ -173,13 +188,13 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
             data = torch.as_tensor(data, dtype=ref.dtype)
         if not _is_tensor(weights):
             weights = torch.as_tensor(weights, dtype=ref.dtype)
-        ev, pr = _CircuitFunction.apply(data, weights, runner)
-        ev, pr = _with_dtype(ev, ref.dtype), _with_dtype(pr, ref.dtype)
+        out = _with_dtype(_CircuitFunction.apply(data, weights, runner), ref.dtype)
     else:
         ev, pr = runner.forward(data, weights)
+        out = pr if want_probs else ev
         if state_dtype == "complex64":
-            ev, pr = ev.astype(np.float32), pr.astype(np.float32)
-    return batch_shape, ev, pr
+            out = out.astype(np.float32)
+    return batch_shape, out
 
 
 def expval(circuit: Circuit, observables: Sequence[PauliSum], data: Any = None,
@@ -207,15 +222,15 @@ def expval(circuit: Circuit, observables: Sequence[PauliSum], data: Any = None,
     """
     if len(observables) == 0:
         raise ValueError("expval needs at least one observable")
-    batch_shape, ev, _ = _execute(circuit, list(observables), False, data, weights, dtype,
-                                  n_threads)
+    batch_shape, ev = _execute(circuit, list(observables), False, data, weights, dtype,
+                               n_threads)
     return _with_batch_shape(ev, batch_shape)
 
 
 def probs(circuit: Circuit, data: Any = None, weights: Any = None, dtype: str | None = None,
           n_threads: int = 0):
     """Probabilities of all 2^n basis states, shape (..., 2^n) (wire 0 most significant)."""
-    batch_shape, _, pr = _execute(circuit, None, True, data, weights, dtype, n_threads)
+    batch_shape, pr = _execute(circuit, None, True, data, weights, dtype, n_threads)
     return _with_batch_shape(pr, batch_shape)
 
 
