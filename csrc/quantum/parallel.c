@@ -5,8 +5,8 @@
 #include <stdatomic.h>
 #include <stdint.h>
 #include <time.h>
-#include <unistd.h>
 
+#include "common/cpus.h"
 #include "quantum/parallel.h"
 
 /* Below about this many amplitude updates in total, one thread is faster. */
@@ -23,15 +23,9 @@
 
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)
 {
-    /* small work first: asking the system for its CPU count reads a file,
-     * which costs more than simulating a few small circuits */
     if ((double)batch * work_per_item < QODE_PARALLEL_MIN_WORK)
         return 1;
-    int n = requested;
-    if (n <= 0) {
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        n = cpus < 1 ? 1 : (cpus > QODE_MAX_THREADS ? QODE_MAX_THREADS : (int)cpus);
-    }
+    int n = requested > 0 ? requested : qode_online_cpus();
     if (n > QODE_MAX_THREADS)
         n = QODE_MAX_THREADS;
     if (n > batch)

@@ -2,7 +2,8 @@
 #include "social/parallel.h"
 
 #include <pthread.h>
-#include <unistd.h>
+
+#include "common/cpus.h"
 
 /* Below this many units of work one thread is faster than starting more. */
 #define QODE_SOCIAL_PARALLEL_THRESHOLD 2.0e5
@@ -14,8 +15,7 @@ int qode_social_workers(int requested, double work, size_t n_items)
     if (workers <= 0) {
         if (work < QODE_SOCIAL_PARALLEL_THRESHOLD)
             return 1;
-        long cpus = sysconf(_SC_NPROCESSORS_ONLN);
-        workers = cpus > 0 ? (int)cpus : 1;
+        workers = qode_online_cpus();
     }
     if (workers > QODE_SOCIAL_MAX_WORKERS)
         workers = QODE_SOCIAL_MAX_WORKERS;

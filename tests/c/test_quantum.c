@@ -9,6 +9,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/cpus.h"
+#include "quantum/parallel.h"
 #include "quantum/simulate.h"
 
 #include "check.h"
@@ -424,8 +426,24 @@ static void test_dense_mode_matches_single_circuits(void)
     CHECK_MSG(worst < 1e-12, "dense batch and single circuits differ by %g", worst);
 }
 
+/* The CPU count is asked once and kept; automatic thread counts follow it. */
+static void test_cpu_count_and_automatic_threads(void)
+{
+    long system = sysconf(_SC_NPROCESSORS_ONLN);
+    int cpus = qode_online_cpus();
+    CHECK_MSG(cpus >= 1 && (system < 1 || cpus == system), "%d CPUs, the system says %ld", cpus,
+              system);
+    CHECK_MSG(qode_online_cpus() == cpus, "the CPU count changed between calls");
+    int expected = cpus < 64 ? cpus : 64;
+    CHECK_MSG(qode_qbatch_threads(0, 1000000, 1e6) == expected, "automatic threads: %d, not %d",
+              qode_qbatch_threads(0, 1000000, 1e6), expected);
+    CHECK_MSG(qode_qbatch_threads(0, 3, 1.0) == 1, "small work stays on one thread");
+    CHECK_MSG(qode_qbatch_threads(5, 3, 1e9) == 3, "never more threads than items");
+}
+
 int main(void)
 {
+    test_cpu_count_and_automatic_threads();
     test_threads_match_single_thread();
     test_thread_pool_repeatable_and_fork_safe();
     test_single_rotation();
