@@ -170,16 +170,20 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     size_t dim = (size_t)1 << n;
     int tiled = qode_qsim_uses_tiles(n, batch);
     double terms = obs != NULL ? (double)obs->term_start[obs->n_obs] : 0.0;
-    double work_per_row = (double)dim * (4.0 * c->n_ops + terms + 2.0);
-    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    int threads = qode_qbatch_threads(n_threads, units,
-                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
-    /* per thread: 4 tile planes, or 2 states (as doubles, enough for complex128) */
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 1);
     /* only expectation values differentiated: trailing gates may fold into them */
     int fold = grad_probs == NULL;
     qode_tile_schedule *sched =
         (tiled && prepared != NULL) ? qode_tile_schedule_new(c, prepared, 1, obs, fold) : NULL;
+    /* amplitude updates per circuit: about four passes per gate, or in dense
+     * mode U psi, Re(U^+ lam) and the sums of C */
+    double work_per_row = sched != NULL && sched->dense
+                              ? 6.0 * (double)dim * (double)dim + (double)dim * (terms + 2.0)
+                              : (double)dim * (4.0 * c->n_ops + terms + 2.0);
+    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
+    int threads = qode_qbatch_threads(n_threads, units,
+                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
+    /* per thread: the tile work space, or 2 states (as doubles, enough for complex128) */
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 1) : 0) : 4 * dim;
     size_t work_bytes = sizeof(double) * work_doubles * (size_t)threads;
     double *workspace = work_doubles > 0 ? malloc(work_bytes) : NULL;

@@ -144,10 +144,6 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
     size_t dim = (size_t)1 << n;
     int tiled = qode_qsim_uses_tiles(n, batch);
     double terms = (expval != NULL) ? (double)obs->term_start[obs->n_obs] : 0.0;
-    double work_per_row = (double)dim * (c->n_ops + terms + 1);
-    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    int threads = qode_qbatch_threads(n_threads, units,
-                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
     qode_prepared_gate *prepared = qode_prepare_gates(c, trainable, 0);
     /* only expectation values read: trailing gates may fold into them */
     int fold = expval != NULL && probs == NULL && states == NULL;
@@ -155,6 +151,13 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
         (tiled && prepared != NULL)
             ? qode_tile_schedule_new(c, prepared, 0, expval != NULL ? obs : NULL, fold)
             : NULL;
+    /* amplitude updates per circuit: a pass per gate, or U psi in dense mode */
+    double work_per_row = sched != NULL && sched->dense
+                              ? 2.0 * (double)dim * (double)dim + (double)dim * (terms + 1)
+                              : (double)dim * (c->n_ops + terms + 1);
+    int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
+    int threads = qode_qbatch_threads(n_threads, units,
+                                     work_per_row * (tiled ? QODE_TILE_LANES : 1));
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 0) : 0)
                                 : (states == NULL ? 2 * dim : 0);
     double *work = work_doubles > 0 ? malloc(sizeof(double) * work_doubles * (size_t)threads)
