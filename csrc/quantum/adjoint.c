@@ -80,7 +80,6 @@ static void vjp_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
     const vjp_ctx *x = (const vjp_ctx *)arg;
     double *work = x->work + (size_t)thread * x->work_doubles;
     double *gtrain = x->grad_trainable_per_chunk + (size_t)chunk * x->train_stride;
-    qode_tile_chunk_start(x->sched, x->c->n_qubits, work);
     for (int64_t t = t0; t < t1; t++) {
         qode_tile_job job = {x->c, x->sched, x->prepared, x->data, x->trainable,
                              t * QODE_TILE_LANES, 0, 0};
@@ -193,7 +192,12 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     size_t c_offset = ((size_t)(c->n_trainable > 0 ? c->n_trainable : 1) + 7) / 8 * 8;
     size_t c_doubles = sched != NULL ? qode_tile_chunk_doubles(sched, n) : 0;
     size_t train_stride = c_offset + (c_doubles + 7) / 8 * 8;
-    double *gtrain = calloc((size_t)chunks * train_stride, sizeof(double));
+    /* (a chunk's sums of C are written whole by qode_tile_chunk_finish: only
+     * its trainable gradients start from zero) */
+    double *gtrain = malloc(sizeof(double) * (size_t)chunks * train_stride);
+    if (gtrain != NULL)
+        for (int64_t k = 0; k < chunks; k++)
+            memset(gtrain + (size_t)k * train_stride, 0, sizeof(double) * c_offset);
     if (workspace == NULL || gtrain == NULL || prepared == NULL || (tiled && sched == NULL)) {
         free(workspace);
         free(gtrain);

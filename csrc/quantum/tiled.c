@@ -472,22 +472,20 @@ static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
     return d;
 }
 
-void qode_tile_chunk_start(const qode_tile_schedule *s, int n_qubits, double *work)
-{
-    if (s->dense)
-        memset(dense_layout(s, n_qubits, work).c_sums, 0,
-               sizeof(double) * 4 * qode_tile_chunk_doubles(s, n_qubits));
-}
-
 void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t tiles,
                             double *work, double *out)
 {
     if (!s->dense)
         return;
+    if (tiles == 0) { /* (no sums were started) */
+        memset(out, 0, sizeof(double) * qode_tile_chunk_doubles(s, n_qubits));
+        return;
+    }
     dense_work d = dense_layout(s, n_qubits, work);
     int left = (int)(tiles % QODE_TILE_DENSE_GROUP); /* staged, not yet summed */
     if (left > 0)
-        qode_tile_dense_accumulate(d.stage, d.slot, left, n_qubits, d.c_sums);
+        qode_tile_dense_accumulate(d.stage, d.slot, left, n_qubits,
+                                   tiles < QODE_TILE_DENSE_GROUP, d.c_sums);
     qode_tile_dense_reduce(d.c_sums, n_qubits, out);
 }
 
@@ -509,7 +507,8 @@ static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
     dense_forward(job, d.phi, d.cols, d.prefix_record, psi);
     seed_lambda(job, grad_expval, grad_probs, d.phi, d.phi + plane, lr, li);
     if (slot == QODE_TILE_DENSE_GROUP - 1)
-        qode_tile_dense_accumulate(d.stage, d.slot, QODE_TILE_DENSE_GROUP, n, d.c_sums);
+        qode_tile_dense_accumulate(d.stage, d.slot, QODE_TILE_DENSE_GROUP, n,
+                                   job->slot < QODE_TILE_DENSE_GROUP, d.c_sums);
     if (s->n_prefix == 0)
         return;
     double *mu = d.phi, *t = d.phi + plane, *x = d.scratch;

@@ -183,13 +183,12 @@ void qode_tile_readout(const qode_tile_job *job, const double *re, const double 
                        double *expval, double *probs, void *states, qode_dtype dtype);
 
 /* A dense schedule's adjoint (tiled_dense.h) sums C = sum_b psi_b lam_b^+
- * over the tiles of a chunk in the work space: qode_tile_chunk_start clears
- * the sums before the chunk's first tile (slot 0), qode_tile_chunk_finish
- * completes them after its last (`tiles` in all) and writes them
- * (qode_tile_chunk_doubles: 2 dim^2, none for other schedules) to `out`.
- * qode_tile_dense_gradients takes their total. */
+ * over the tiles of a chunk in the work space, from the chunk's first tile
+ * (slot 0; the first sums overwrite what the space held) to its last:
+ * qode_tile_chunk_finish completes them after that one (`tiles` in all, at
+ * least 1) and writes them (qode_tile_chunk_doubles: 2 dim^2, none for
+ * other schedules) to `out`.  qode_tile_dense_gradients takes their total. */
 size_t qode_tile_chunk_doubles(const qode_tile_schedule *s, int n_qubits);
-void qode_tile_chunk_start(const qode_tile_schedule *s, int n_qubits, double *work);
 void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t tiles,
                             double *work, double *out);
 

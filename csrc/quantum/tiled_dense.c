@@ -13,9 +13,11 @@
 
 /* C_xy += psi_x conj(lam_y) (re += psi lr, im -= psi li) over all lanes of
  * `tiles` staged tiles: a 2 x 2 block of C (8 four-lane accumulators) stays
- * in registers while the tiles run, and goes to memory once per call. */
+ * in registers while the tiles run, and goes to memory once per call (the
+ * chunk's first call stores it: no pass to clear the sums first). */
 SIMD_CLONES
-void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, double *acc)
+void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, int first,
+                                double *acc)
 {
     size_t dim = (size_t)1 << n, plane = (size_t)L << n;
     for (size_t x = 0; x < dim; x += 2)
@@ -45,8 +47,12 @@ void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int
             for (int a = 0; a < 2; a++)
                 for (int b = 0; b < 2; b++) {
                     double *e = acc + 8 * ((x + a) * dim + y + b);
-                    ST(e, LD(e) + re[a][b]);
-                    ST(e + 4, LD(e + 4) + im[a][b]);
+                    if (!first) {
+                        re[a][b] += LD(e);
+                        im[a][b] += LD(e + 4);
+                    }
+                    ST(e, re[a][b]);
+                    ST(e + 4, im[a][b]);
                 }
         }
 }

@@ -67,10 +67,12 @@ size_t qode_tile_dense_work_doubles(const qode_tile_schedule *s, int n);
  * products U psi and Re(U^+ lam) are qode_tile_matmul) ---- */
 
 /* acc += psi lam^+ summed over the lanes of `tiles` tiles staged at
- * stage + t slot, each a psi plane then the re and im planes of its lam.
- * acc holds 2 dim^2 four-lane vectors: entry (x, y) re at 8 (x dim + y),
- * im 4 doubles later (both halves of a tile's lanes go into one vector). */
-void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, double *acc);
+ * stage + t slot, each a psi plane then the re and im planes of its lam
+ * (acc = that sum when `first`: what acc held is not read).  acc holds
+ * 2 dim^2 four-lane vectors: entry (x, y) re at 8 (x dim + y), im 4 doubles
+ * later (both halves of a tile's lanes go into one vector). */
+void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int n, int first,
+                                double *acc);
 
 /* out[2 (x dim + y) + part] = the sum of the four lanes of acc's entry. */
 void qode_tile_dense_reduce(const double *acc, int n, double *out);

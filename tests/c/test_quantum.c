@@ -356,10 +356,11 @@ static void test_thread_pool_repeatable_and_fork_safe(void)
  * trainable CRZ and IsingXX, a constant H and a Toffoli: on a batch it runs
  * the dense mode of the tiled path (tiled_dense.h); one circuit at a time it
  * runs the plain state kernels.  Read-outs (Z and an X word) and the VJP
- * must agree, over a batch that leaves a partial tile and chunk. */
+ * must agree, over a batch that leaves a partial tile and chunk and is
+ * large enough to run on two threads. */
 static void test_dense_mode_matches_single_circuits(void)
 {
-    enum { N = 4, LAYERS = 2, B = 37, MAXOPS = 64, OBS = 5 };
+    enum { N = 4, LAYERS = 2, B = 1100, MAXOPS = 64, OBS = 5 };
     qode_op ops[MAXOPS];
     qode_param_ref refs[MAXOPS];
     int n_ops = 0, n_refs = 0, n_w = 0;
