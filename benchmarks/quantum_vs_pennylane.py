@@ -202,7 +202,7 @@ def part_vqc(args):
         if best_name.startswith("default.qubit"):  # (lightning is timed on part of the batch)
             peer = pennylane_vqc_calls("default.qubit", "backprop", theta, weights)
             mine = qode_vqc_calls(theta, weights, args.layers, 0)
-            rounds = max(args.pl_repeats, 7)
+            rounds = max(args.pl_repeats, 11)
             print(f"   the same, all cores, in turn ({rounds} rounds of one default.qubit call "
                   f"and a burst of qode calls): forward {paired_ratio(mine[0], peer[0], rounds):.0f}x, "
                   f"forward+gradient {paired_ratio(mine[1], peer[1], rounds):.0f}x")
