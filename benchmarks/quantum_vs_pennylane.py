@@ -70,14 +70,17 @@ def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> floa
 
     Each round times one call of the (slow) peer, then ours over a burst of
     about `burst_seconds`, back to back, so that both see the same load on a
-    shared machine; separate medians taken minutes apart do not.
+    shared machine; separate medians taken minutes apart do not.  Ours first
+    runs untimed for as long again: right after the peer, its threads still
+    spin and its data fill the caches, which would be charged to ours.
     """
     ratios = []
     for _ in range(rounds):
         t_theirs = wall_time(theirs)
-        times = []
-        while len(times) < 5 or sum(times) < burst_seconds:
-            times.append(wall_time(ours))
+        for timed in (False, True):
+            times = []
+            while len(times) < 5 or sum(times) < burst_seconds:
+                times.append(wall_time(ours))
         ratios.append(t_theirs / statistics.median(times))
     return statistics.median(ratios)
 
