@@ -128,10 +128,10 @@ static void lock_pool(void)
     pthread_mutex_lock(&pool.lock);
 }
 
-/* Waits, with pool.lock held, until no worker is inside the closed job:
- * first watching the count without the lock for up to QODE_SPIN_NS (the
- * workers finish their last chunks about when the caller does), then
- * sleeping on pool.done. */
+/* Waits until no worker is inside the closed job (called and returning
+ * with pool.lock held): first watching the count without the lock for up to
+ * QODE_SPIN_NS (the workers finish their last chunks about when the caller
+ * does), then sleeping on pool.done. */
 static void wait_for_workers(void)
 {
     if (atomic_load(&pool.running) > 0) {
