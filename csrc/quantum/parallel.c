@@ -9,11 +9,12 @@
 #include "common/cpus.h"
 #include "quantum/parallel.h"
 
-/* Below about this many amplitude updates in total, one thread is faster:
- * on a 2-vCPU virtual machine (at about 0.1 ns per update, so 50 us), a
- * dense-mode adjoint of 256 four-qubit circuits (420k) ran 25-35% slower
- * on two threads than on one, and 512 to 1024 of them broke even. */
-#define QODE_PARALLEL_MIN_WORK 524288.0
+/* Below about this many amplitude updates in total, one thread is faster
+ * (a tile's update of all its circuits counts as one: see simulate.c).  On a
+ * 2-vCPU virtual machine an update took about 1 ns, so this is some 60 us;
+ * a dense-mode adjoint of 256 four-qubit circuits (53k) ran 25-40% slower on
+ * two threads than on one, and 512 of them (106k) broke even. */
+#define QODE_PARALLEL_MIN_WORK 65536.0
 #define QODE_MAX_THREADS 64
 /* Chunks per thread: the threads finish at most about one chunk apart, so
  * many small ones (taking one is a single atomic add). */
