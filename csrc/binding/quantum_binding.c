@@ -242,7 +242,6 @@ fail:
     return -1;
 }
 
-/* Reads a (batch, 2^n) complex64/complex128 array of states. */
 /* params_from_objects, then the circuit's own checks (wires, kinds),
  * raised as the Python exception they name. */
 static int checked_params(const circuit_view *v, PyObject *data, PyObject *trainable,
@@ -260,6 +259,7 @@ static int checked_params(const circuit_view *v, PyObject *data, PyObject *train
     return -1;
 }
 
+/* Reads a (batch, 2^n) complex64/complex128 array of states. */
 static PyArrayObject *states_from_object(PyObject *obj, int *n_qubits, qode_dtype *dtype)
 {
     if (!PyArray_Check(obj)) {

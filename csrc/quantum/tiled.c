@@ -477,10 +477,6 @@ void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t t
 {
     if (!s->dense)
         return;
-    if (tiles == 0) { /* (no sums were started) */
-        memset(out, 0, sizeof(double) * qode_tile_chunk_doubles(s, n_qubits));
-        return;
-    }
     dense_work d = dense_layout(s, n_qubits, work);
     int left = (int)(tiles % QODE_TILE_DENSE_GROUP); /* staged, not yet summed */
     if (left > 0)

@@ -194,6 +194,19 @@ static void segment_first_column(const qode_tile_job *job, const qode_tile_segme
         memcpy(y->e[k], v.e[first_column[k]], sizeof(double) * L);
 }
 
+/* y = V_j x for segment j of a block's segments; the first acts on |0>
+ * (x unused), so it is only its first column.  cs as for segment_apply. */
+static QODE_ALWAYS_INLINE void block_segment(const qode_tile_job *job,
+                                             const qode_tile_segment *segs, int32_t j,
+                                             half_angles table, const lane_vec *x, lane_vec *y,
+                                             double *cs)
+{
+    if (j == 0)
+        segment_first_column(job, &segs[0], table, y, cs);
+    else
+        segment_apply(job, &segs[j], table, x, y, cs);
+}
+
 /* Doubles of the record of one prefix block: v_0 .. v_m, then (c, s) of
  * each segment (used by rotations only). */
 static size_t block_record_doubles(const qode_tile_step *st)
@@ -217,12 +230,8 @@ static void block_forward(const qode_tile_job *job, const qode_tile_step *st,
 {
     const qode_tile_segment *segs = job->sched->segments + st->seg_start;
     set_ket_zero(&v[0]);
-    for (int32_t j = 0; j < st->seg_count; j++) {
-        if (j == 0)
-            segment_first_column(job, &segs[0], table, &v[1], cs);
-        else
-            segment_apply(job, &segs[j], table, &v[j], &v[j + 1], cs + (size_t)2 * L * j);
-    }
+    for (int32_t j = 0; j < st->seg_count; j++)
+        block_segment(job, segs, j, table, &v[j], &v[j + 1], cs + (size_t)2 * L * j);
 }
 
 /* Every half angle of the tile in one call (when there are at most
@@ -273,12 +282,8 @@ void qode_tile_prefix_columns(const qode_tile_job *job, double *cols, double *re
             const qode_tile_segment *segs = s->segments + st->seg_start;
             int cur = 0;
             set_ket_zero(&x[0]);
-            for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1) {
-                if (j == 0)
-                    segment_first_column(job, &segs[0], table, &x[1], NULL);
-                else
-                    segment_apply(job, &segs[j], table, &x[cur], &x[cur ^ 1], NULL);
-            }
+            for (int32_t j = 0; j < st->seg_count; j++, cur ^= 1)
+                block_segment(job, segs, j, table, &x[cur], &x[cur ^ 1], NULL);
             column = &x[cur];
         }
         memcpy(cols + (size_t)4 * st->wire * L, column, sizeof(lane_vec));

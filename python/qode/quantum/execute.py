@@ -115,22 +115,22 @@ class _Runner:
     def __init__(self, circuit: Circuit, observables: Sequence[PauliSum] | None,
                  want_probs: bool, dtype: str, n_threads: int):
         self.spec = circuit.spec()
-        self.n_qubits = circuit.n_qubits
         self.obs_spec = observables_spec(observables, circuit.n_qubits) if observables else None
-        self.n_obs = len(observables) if observables else 0
         self.want_probs = want_probs
         self.dtype_code = _DTYPE_CODES[dtype]
         self.n_threads = int(n_threads)
 
-    def forward(self, data: np.ndarray, weights: np.ndarray):
-        """(expvals (B, n_obs), probs (B, 2^n)); unrequested ones are (B, 0)."""
+    def forward(self, data: np.ndarray, weights: np.ndarray) -> np.ndarray:
+        """The read-out asked for: probs (B, 2^n) when want_probs, else
+        expvals (B, n_obs)."""
         _, ev, pr = _C.qsim_forward(self.spec, data, weights, self.dtype_code, self.obs_spec,
                                     self.want_probs, False, self.n_threads)
-        empty = np.zeros((data.shape[0], 0))
-        return (ev if ev is not None else empty), (pr if pr is not None else empty)
+        return pr if self.want_probs else ev
 
-    def vjp(self, data, weights, grad_ev, grad_pr):
-        """Adjoint sweep (the final states are recomputed in C)."""
+    def vjp(self, data, weights, grad):
+        """(grad_data, grad_weights) for the upstream gradient of that
+        read-out, by one adjoint sweep (the final states are recomputed in C)."""
+        grad_ev, grad_pr = (None, grad) if self.want_probs else (grad, None)
         return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None,
                                    self.obs_spec, grad_ev, grad_pr, self.n_threads)
 
@@ -140,10 +140,7 @@ if torch is not None:
 
     def _circuit_vjp(ctx, grad):
         """(grad_data, grad_weights, None) of _CircuitFunction by one adjoint sweep."""
-        runner = ctx.runner
-        g = _as_numpy(grad)
-        g_ev, g_pr = (None, g) if runner.want_probs else (g, None)
-        gd, gw = runner.vjp(ctx.d, ctx.w, g_ev, g_pr)
+        gd, gw = ctx.runner.vjp(ctx.d, ctx.w, _as_numpy(grad))
         data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (torch.from_numpy(gd) if data else None,
                 torch.from_numpy(gw) if weights else None, None)
@@ -164,10 +161,9 @@ if torch is not None:
         @staticmethod
         def forward(ctx, data, weights, runner):
             d, w = _as_numpy(data), _as_numpy(weights)
-            ev, pr = runner.forward(d, w)
+            out = runner.forward(d, w)
             ctx.runner, ctx.d, ctx.w = runner, d, w
-            out_dtype = torch.float32 if runner.dtype_code == 2 else torch.float64
-            return _tensor_of(pr if runner.want_probs else ev, out_dtype)
+            return _tensor_of(out, torch.float32 if runner.dtype_code == 2 else torch.float64)
 
         @staticmethod
         def backward(ctx, grad):
@@ -190,8 +186,7 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
             weights = torch.as_tensor(weights, dtype=ref.dtype)
         out = _with_dtype(_CircuitFunction.apply(data, weights, runner), ref.dtype)
     else:
-        ev, pr = runner.forward(data, weights)
-        out = pr if want_probs else ev
+        out = runner.forward(data, weights)
         if state_dtype == "complex64":
             out = out.astype(np.float32)
     return batch_shape, out
