@@ -65,8 +65,10 @@ def median_time(fn, repeats: int, warmup: int = 1, min_total: float = 0.5) -> fl
 
 # ---- part 1: batched VQC ---------------------------------------------------------
 
-def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> float:
-    """Median over `rounds` of (one call of theirs) / (median call of ours).
+def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> str:
+    """Median over `rounds` of (one call of theirs) / (median call of ours),
+    as text with the spread: the middle half of the rounds' ratios and the
+    range of the peer's call times.
 
     Each round times one call of the (slow) peer, then ours over a burst of
     about `burst_seconds`, back to back, so that both see the same load on a
@@ -74,7 +76,7 @@ def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> floa
     runs untimed for as long again: right after the peer, its threads still
     spin and its data fill the caches, which would be charged to ours.
     """
-    ratios = []
+    ratios, peer_times = [], []
     for _ in range(rounds):
         t_theirs = wall_time(theirs)
         for timed in (False, True):
@@ -82,7 +84,10 @@ def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> floa
             while len(times) < 5 or sum(times) < burst_seconds:
                 times.append(wall_time(ours))
         ratios.append(t_theirs / statistics.median(times))
-    return statistics.median(ratios)
+        peer_times.append(t_theirs)
+    low, _, high = statistics.quantiles(ratios, n=4)
+    return (f"{statistics.median(ratios):.0f}x (middle half of the rounds {low:.0f}-{high:.0f}x, "
+            f"the peer {min(peer_times) * 1e3:.0f}-{max(peer_times) * 1e3:.0f} ms per call)")
 
 
 def qode_vqc_calls(theta, weights, n_layers, n_threads):
@@ -207,8 +212,9 @@ def part_vqc(args):
             mine = qode_vqc_calls(theta, weights, args.layers, 0)
             rounds = max(args.pl_repeats, 11)
             print(f"   the same, all cores, in turn ({rounds} rounds of one default.qubit call "
-                  f"and a burst of qode calls): forward {paired_ratio(mine[0], peer[0], rounds):.0f}x, "
-                  f"forward+gradient {paired_ratio(mine[1], peer[1], rounds):.0f}x")
+                  f"and a burst of qode calls):")
+            print(f"      forward          {paired_ratio(mine[0], peer[0], rounds)}")
+            print(f"      forward+gradient {paired_ratio(mine[1], peer[1], rounds)}")
 
 
 # ---- part 2: 20-qubit gate throughput -------------------------------------------------

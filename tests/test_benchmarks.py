@@ -21,4 +21,5 @@ def test_quantum_benchmark_quick_run():
         assert f"-- {n} qubits (read-outs and gradients agree with PennyLane" in run.stdout
     assert run.stdout.count("speed-up of qode (all cores)") == 2
     assert run.stdout.count("in turn (11 rounds") == 2
+    assert run.stdout.count("(middle half of the rounds") == 4  # forward, fwd+grad at 4 and 8
     assert "Gate throughput, one 14-qubit state" in run.stdout
