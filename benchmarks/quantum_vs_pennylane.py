@@ -9,7 +9,9 @@
    which the output says).  The speed-up over default.qubit is also
    measured in turn: rounds of one default.qubit call and a burst of qode
    calls, the ratio the median over the rounds, so that both see the same
-   load on a shared machine.
+   load on a shared machine (printed with the middle half of the rounds'
+   ratios and the range of default.qubit's call times: its own speed varies
+   twofold between runs here).
 2. Raw gate throughput on one 20-qubit state (RX, RY, RZ on every qubit and a
    CNOT ring, 80 gates), single-threaded, against qulacs; GFLOP/s with the
    nominal flop counts of each gate (dense 2x2: 14 flops per amplitude,
