@@ -204,11 +204,12 @@ def part_vqc(args):
             print(f"   {label:38s} {f * 1e3:9.2f}ms {fb * 1e3:9.2f}ms  {note}")
         best_name = min(peers, key=lambda k: peers[k][1])
         best_f, best_fb = peers[best_name]
-        for threads, label in ((1, "1 thread"), (0, "all cores")):
+        # (PennyLane runs on every core: the target compares qode on every core too)
+        for threads, label, note in ((1, "1 thread", "for reference"),
+                                     (0, "all cores", "target >= 100x")):
             f, fb = ours[threads]
             print(f"   speed-up of qode ({label}) over PennyLane's fastest ({best_name}): "
-                  f"forward {best_f / f:.0f}x, forward+gradient {best_fb / fb:.0f}x "
-                  f"(target >= 100x)")
+                  f"forward {best_f / f:.0f}x, forward+gradient {best_fb / fb:.0f}x ({note})")
         if best_name.startswith("default.qubit"):  # (lightning is timed on part of the batch)
             peer = pennylane_vqc_calls("default.qubit", "backprop", theta, weights)
             mine = qode_vqc_calls(theta, weights, args.layers, 0)
