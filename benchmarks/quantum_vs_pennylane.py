@@ -78,14 +78,17 @@ def paired_ratio(ours, theirs, rounds: int, burst_seconds: float = 0.03) -> str:
     runs untimed for as long again: right after the peer, its threads still
     spin and its data fill the caches, which would be charged to ours.
     """
+    def burst() -> float:
+        times = []
+        while len(times) < 5 or sum(times) < burst_seconds:
+            times.append(wall_time(ours))
+        return statistics.median(times)
+
     ratios, peer_times = [], []
     for _ in range(rounds):
         t_theirs = wall_time(theirs)
-        for timed in (False, True):
-            times = []
-            while len(times) < 5 or sum(times) < burst_seconds:
-                times.append(wall_time(ours))
-        ratios.append(t_theirs / statistics.median(times))
+        burst()  # untimed (see above)
+        ratios.append(t_theirs / burst())
         peer_times.append(t_theirs)
     low, _, high = statistics.quantiles(ratios, n=4)
     return (f"{statistics.median(ratios):.0f}x (middle half of the rounds {low:.0f}-{high:.0f}x, "

@@ -443,13 +443,14 @@ typedef struct {
 } dense_work;
 
 typedef struct {
-    size_t phi, scratch, cols, prefix_record, c_sums;
+    size_t slot, phi, scratch, cols, prefix_record, c_sums;
 } dense_offsets;
 
 static size_t dense_parts(const qode_tile_schedule *s, int n, dense_offsets *o)
 {
     size_t plane = (size_t)L << n;
-    o->phi = QODE_TILE_DENSE_GROUP * 3 * plane;
+    o->slot = 3 * plane;
+    o->phi = QODE_TILE_DENSE_GROUP * o->slot;
     o->scratch = o->phi + 2 * plane;
     o->cols = o->scratch + 2 * plane;
     o->prefix_record = o->cols + (size_t)4 * n * L;
@@ -467,7 +468,7 @@ static dense_work dense_layout(const qode_tile_schedule *s, int n, double *work)
 {
     dense_offsets o;
     dense_parts(s, n, &o);
-    dense_work d = {work, 3 * ((size_t)L << n), work + o.phi, work + o.scratch, work + o.cols,
+    dense_work d = {work, o.slot, work + o.phi, work + o.scratch, work + o.cols,
                     work + o.prefix_record, work + o.c_sums};
     return d;
 }
