@@ -11,6 +11,17 @@
 #include "quantum/tiled_dense.h"
 
 
+/* GCC folds each lam load into both multiply-adds that use it, which makes
+ * the loop below 10 loads for 8 multiply-adds.  A compiler barrier after the
+ * loads (memory may change there, so nothing loaded before it may be loaded
+ * again after it) keeps the six loaded vectors in registers: 6 loads, and
+ * the loop ran 25-30% faster on its own (one thread, AVX2). */
+#if defined(__GNUC__)
+#define LOADS_DONE() __asm__ volatile("" ::: "memory")
+#else
+#define LOADS_DONE() ((void)0)
+#endif
+
 /* C_xy += psi_x conj(lam_y) (re += psi lr, im -= psi li) over all lanes of
  * `tiles` staged tiles: a 2 x 2 block of C (8 four-lane accumulators) stays
  * in registers while the tiles run, and goes to memory once per call (the
@@ -34,6 +45,7 @@ void qode_tile_dense_accumulate(const double *stage, size_t slot, int tiles, int
                     vec4 p0 = LD(p + o), p1 = LD(p + o + L);
                     vec4 r0 = LD(r + o), r1 = LD(r + o + L);
                     vec4 i0 = LD(q + o), i1 = LD(q + o + L);
+                    LOADS_DONE();
                     re[0][0] += p0 * r0;
                     re[0][1] += p0 * r1;
                     re[1][0] += p1 * r0;
