@@ -466,8 +466,12 @@ void qode_tile_rotation_columns(const qode_tile_job *job, double *cols)
  * over the amplitude pairs (i0, i1) of the wire's bit of
  * mu_i0 (K psi)_i0 + mu_i1 (K psi)_i1, lane by lane.  The pairs go two at a
  * time into separate sums, both lane halves at once (8 running sums): with
- * one sum per half, each add waited on the one before (the loop ran at the
- * adder's latency, about 4x below its throughput). */
+ * one running sum per lane half, each add waited on the one before. */
+static QODE_ALWAYS_INLINE size_t pair_index(size_t j, int bit) /* j with a 0 inserted at bit */
+{
+    return ((j >> bit) << (bit + 1)) | (j & (((size_t)1 << bit) - 1));
+}
+
 static QODE_ALWAYS_INLINE void add_pair_terms(const double *mu, const double *psi, size_t i0,
                                               size_t stride, const vec4 k[4], vec4 sum[2][NV])
 {
@@ -495,16 +499,13 @@ void qode_tile_rotation_gradients(const qode_tile_job *job, const double *mu, co
         vec4 even[2][NV], odd[2][NV];
         for (int v = 0; v < NV; v++)
             even[0][v] = even[1][v] = odd[0][v] = odd[1][v] = SPLAT(0.0);
-        size_t j = 0; /* pair j: its index with a 0 inserted at the wire's bit */
+        size_t j = 0;
         for (; j + 1 < half; j += 2) {
-            size_t i0 = ((j >> bit) << (bit + 1)) | (j & (stride - 1));
-            size_t i1 = (((j + 1) >> bit) << (bit + 1)) | ((j + 1) & (stride - 1));
-            add_pair_terms(mu, psi, i0, stride, k, even);
-            add_pair_terms(mu, psi, i1, stride, k, odd);
+            add_pair_terms(mu, psi, pair_index(j, bit), stride, k, even);
+            add_pair_terms(mu, psi, pair_index(j + 1, bit), stride, k, odd);
         }
-        if (j < half)
-            add_pair_terms(mu, psi, ((j >> bit) << (bit + 1)) | (j & (stride - 1)), stride, k,
-                           even);
+        if (j < half) /* (one pair: a single qubit) */
+            add_pair_terms(mu, psi, pair_index(j, bit), stride, k, even);
         double g[L];
         for (int v = 0; v < NV; v++)
             ST(g + 4 * v, (even[0][v] + even[1][v]) + (odd[0][v] + odd[1][v]));
