@@ -36,8 +36,13 @@ def _state_dtype(dtype: str | None, data: Any, weights: Any) -> str:
         if dtype not in _DTYPE_CODES:
             raise ValueError(f"dtype must be 'complex64' or 'complex128', got {dtype!r}")
         return dtype
+    # (Tensor dtypes by identity: comparing a torch dtype with a NumPy one
+    # costs more than the whole check should, on every call.)
     for x in (data, weights):
-        if x is not None and getattr(x, "dtype", None) in (np.float32, getattr(torch, "float32", None)):
+        if _is_tensor(x):
+            if x.dtype is torch.float32:
+                return "complex64"
+        elif x is not None and getattr(x, "dtype", None) == np.float32:
             return "complex64"
     return "complex128"
 
@@ -45,7 +50,8 @@ def _state_dtype(dtype: str | None, data: Any, weights: Any) -> str:
 def _as_numpy(x: Any) -> np.ndarray:
     if _is_tensor(x):
         x = x.detach()
-        if x.dtype != torch.float64 or x.device.type != "cpu":  # one torch call when possible
+        # (is_cpu, not device.type: that builds a device object every call)
+        if x.dtype is not torch.float64 or not x.is_cpu:  # one torch call when possible
             x = x.cpu().to(torch.float64)
         return x.numpy()
     return np.asarray(x, dtype=np.float64)
