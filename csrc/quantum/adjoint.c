@@ -180,8 +180,7 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
                               ? 6.0 * (double)dim * (double)dim + (double)dim * (terms + 2.0)
                               : (double)dim * (4.0 * c->n_ops + terms + 2.0);
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    /* (a tile updates the amplitudes of its circuits together, in vectors:
-     * about as long as one circuit's one at a time) */
+    /* (a tile's work counts as one circuit's: see parallel.h) */
     int threads = qode_qbatch_threads(n_threads, units, work_per_row);
     /* per thread: the tile work space, or 2 states (as doubles, enough for complex128) */
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 1) : 0) : 4 * dim;

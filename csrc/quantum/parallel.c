@@ -10,7 +10,7 @@
 #include "quantum/parallel.h"
 
 /* Below about this many amplitude updates in total, one thread is faster
- * (a tile's update of all its circuits counts as one: see simulate.c).  On a
+ * (a tile's update of all its circuits counts as one: see parallel.h).  On a
  * 2-vCPU virtual machine an update took about 1 ns, so this is some 60 us;
  * a dense-mode adjoint of 256 four-qubit circuits (53k) ran 25-40% slower on
  * two threads than on one, and 512 of them (106k) broke even. */

@@ -25,7 +25,9 @@ typedef void (*qode_qbatch_fn)(void *ctx, int thread, int64_t chunk, int64_t b0,
 
 /* How many threads to use for `batch` items of `work_per_item` amplitude
  * updates each: 1 below a threshold, otherwise `requested` (0 = the number of
- * online CPUs, at most 64), never more than `batch`. */
+ * online CPUs, at most 64), never more than `batch`.  An item may be a tile:
+ * it updates the amplitudes of all its circuits together, in vectors, in
+ * about the time one circuit's take, so its work is one circuit's. */
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item);
 
 /* The number of chunks qode_qbatch_run cuts `batch` into on n_threads. */

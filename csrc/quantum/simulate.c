@@ -156,8 +156,7 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
                               ? 2.0 * (double)dim * (double)dim + (double)dim * (terms + 1)
                               : (double)dim * (c->n_ops + terms + 1);
     int64_t units = tiled ? (batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES : batch;
-    /* (a tile updates the amplitudes of its circuits together, in vectors:
-     * about as long as one circuit's one at a time) */
+    /* (a tile's work counts as one circuit's: see parallel.h) */
     int threads = qode_qbatch_threads(n_threads, units, work_per_row);
     size_t work_doubles = tiled ? (sched ? qode_tile_work_doubles(sched, n, 0) : 0)
                                 : (states == NULL ? 2 * dim : 0);
