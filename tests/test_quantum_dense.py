@@ -225,3 +225,103 @@ def test_what_keeps_a_batch_out_of_dense_mode():
     for big in (6, 8):  # too many qubits: U and the sums of C no longer fit the caches
         assert path(qq.vqc_circuit(big, 6), qq.z_all(big), np.zeros(18 * big)) == "tiles"
     assert path(qq.vqc_circuit(n, 2), obs, np.zeros(24), batch=1) == "rows"
+
+
+# ---- the forward record (qode_qsim_record_doubles): U psi kept for the adjoint ----
+
+def record_and_gradients(c, obs, d, w, up, n_threads):
+    """(record, vjp with it, vjp without it) through _C, as the torch layer calls them."""
+    spec, ospec = c.spec(), observables_spec(obs, c.n_qubits)
+    _, ev, _, record = _C.qsim_forward(spec, d, w, 3, ospec, False, False, True, n_threads)
+    with_record = _C.qsim_adjoint_vjp(spec, d, w, 3, None, record, ospec, up, None, n_threads)
+    without = _C.qsim_adjoint_vjp(spec, d, w, 3, None, None, ospec, up, None, n_threads)
+    return ev, record, with_record, without
+
+
+@pytest.mark.parametrize("n", [2, 3, 4])
+@pytest.mark.parametrize("n_threads", [1, 2])
+def test_forward_record_changes_no_bit_of_the_gradients(n, n_threads):
+    rng = np.random.default_rng(n)
+    for c in (qq.vqc_circuit(n, 2), heads_circuit("rotations", n)):
+        obs = qq.z_all(n) + [qq.pauli("ZZ", [0, n - 1], coeff=0.5)]
+        d = rng.uniform(-np.pi, np.pi, size=(37, c.num_data))  # a partial tile at the end
+        w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
+        up = rng.normal(size=(len(d), len(obs)))
+        ev, record, with_record, without = record_and_gradients(c, obs, d, w, up, n_threads)
+        assert record is not None and record.shape == (5 * 3 * 8 * 2 ** n,)  # 5 tiles
+        np.testing.assert_array_equal(ev, _C.qsim_forward(c.spec(), d, w, 3, observables_spec(
+            obs, n), False, False, False, n_threads)[1])
+        for a, b in zip(with_record, without):
+            np.testing.assert_array_equal(a, b)
+        ref = per_circuit(c, obs, d[:9], w, up[:9])  # and both are right
+        np.testing.assert_allclose(with_record[0][:9], ref[1], rtol=0, atol=1e-11)
+
+
+def test_only_the_dense_rotation_encoding_keeps_a_record():
+    rng = np.random.default_rng(2)
+    general = heads_circuit("general")
+    obs = qq.z_all(4)
+    d = rng.uniform(-3, 3, size=(16, general.num_data))
+    w = rng.uniform(-3, 3, size=general.num_weights)
+    assert path(general, obs, w) == "dense"
+    assert record_and_gradients(general, obs, d, w, np.ones((16, 4)), 1)[1] is None
+    for c in (qq.vqc_circuit(8, 2), qq.vqc_circuit(1, 2)):  # tiles, not dense
+        obs = qq.z_all(c.n_qubits)
+        assert path(c, obs, np.zeros(c.num_weights)) == "tiles"
+        angles = rng.uniform(-3, 3, size=(16, c.n_qubits))
+        record = record_and_gradients(c, obs, angles, np.zeros(c.num_weights),
+                                      np.ones((16, c.n_qubits)), 1)[1]
+        assert record is None
+    vqc = qq.vqc_circuit(4, 2)  # probabilities read: no record either
+    angles = rng.uniform(-3, 3, size=(16, 4))
+    out = _C.qsim_forward(vqc.spec(), angles, np.zeros(24), 3, None, True, False, True, 1)
+    assert out[2].shape == (16, 16) and out[3] is None
+
+
+def test_a_forward_record_of_the_wrong_size_is_refused():
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    spec, ospec = c.spec(), observables_spec(obs, 4)
+    rng = np.random.default_rng(4)
+    d, w, up = rng.uniform(-3, 3, size=(20, 4)), rng.uniform(-3, 3, size=24), np.ones((20, 4))
+    record = _C.qsim_forward(spec, d, w, 3, ospec, False, False, True, 1)[3]
+    for bad in (record[:-1], record.reshape(2, -1), np.zeros(0)):
+        with pytest.raises(ValueError, match="forward record"):
+            _C.qsim_adjoint_vjp(spec, d, w, 3, None, bad, ospec, up, None, 1)
+    with pytest.raises(ValueError, match="forward record"):  # recorded for 20 circuits, not 8
+        _C.qsim_adjoint_vjp(spec, d[:8], w, 3, None, record, ospec, up[:8], None, 1)
+    with pytest.raises(ValueError, match="forward record"):  # 8 qubits keep none
+        _C.qsim_adjoint_vjp(qq.vqc_circuit(8, 2).spec(), np.zeros((20, 8)), np.zeros(48), 3,
+                            None, record, observables_spec(qq.z_all(8), 8), np.ones((20, 8)),
+                            None, 1)
+
+
+def test_a_record_is_kept_only_when_a_backward_can_follow(monkeypatch):
+    from qode.quantum import execute
+    asked = []
+    forward_recorded = execute._Runner.forward_recorded
+
+    def spy(self, d, w, want_record):
+        asked.append(want_record)
+        return forward_recorded(self, d, w, want_record)
+
+    monkeypatch.setattr(execute._Runner, "forward_recorded", spy)
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    d = torch.rand(16, 4, dtype=torch.float64)
+    w = torch.rand(24, dtype=torch.float64, requires_grad=True)
+    qq.expval(c, obs, d, w)
+    with torch.no_grad():
+        qq.expval(c, obs, d, w)
+    qq.expval(c, obs, d, w.detach())
+    assert asked == [True, False, False]
+
+
+def test_a_second_backward_through_a_recorded_forward_gives_the_same_gradients():
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    rng = np.random.default_rng(6)
+    d = torch.tensor(rng.uniform(-3, 3, size=(24, 4)), requires_grad=True)
+    w = torch.tensor(rng.uniform(-3, 3, size=24), requires_grad=True)
+    out = qq.expval(c, obs, d, w)
+    first = torch.autograd.grad(out.sum(), (d, w), retain_graph=True)
+    second = torch.autograd.grad(out.sum(), (d, w))
+    for a, b in zip(first, second):
+        assert torch.equal(a, b)

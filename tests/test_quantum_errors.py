@@ -132,9 +132,9 @@ def test_core_rejects_bad_states_and_upstream_gradients():
         _C.qsim_probs(np.zeros((3, 4)), 1)
     obs = qq.observables.observables_spec(qq.z_all(2), 2)
     with pytest.raises(ValueError, match="expectation values must have shape"):
-        _C.qsim_adjoint_vjp(c.spec(), d, w, 3, states, obs, np.zeros((3, 5)), None, 1)
+        _C.qsim_adjoint_vjp(c.spec(), d, w, 3, states, None, obs, np.zeros((3, 5)), None, 1)
     with pytest.raises(ValueError, match="states must have shape"):
-        _C.qsim_adjoint_vjp(c.spec(), d, w, 3, states[:2], obs, None, None, 1)
+        _C.qsim_adjoint_vjp(c.spec(), d, w, 3, states[:2], None, obs, None, None, 1)
     bad_obs = (np.array([0, 1]), np.array([8], np.uint64), np.array([0], np.uint64), np.array([1.0]))
     with pytest.raises(ValueError, match="beyond the 2 qubits"):
         _C.qsim_expval(bad_obs, states, 1)

@@ -427,17 +427,19 @@ static PyObject *py_qsim_sample(PyObject *self, PyObject *args)
 
 static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
 {
-    PyObject *spec, *data, *trainable, *states_obj, *obs_spec, *gexp_obj, *gprob_obj;
+    PyObject *spec, *data, *trainable, *states_obj, *record_obj, *obs_spec, *gexp_obj,
+        *gprob_obj;
     int dtype_code, n_threads;
-    if (!PyArg_ParseTuple(args, "OOOiOOOOi", &spec, &data, &trainable, &dtype_code, &states_obj,
-                          &obs_spec, &gexp_obj, &gprob_obj, &n_threads))
+    if (!PyArg_ParseTuple(args, "OOOiOOOOOi", &spec, &data, &trainable, &dtype_code,
+                          &states_obj, &record_obj, &obs_spec, &gexp_obj, &gprob_obj,
+                          &n_threads))
         return NULL;
     PyObject *result = NULL;
     circuit_view v;
     obs_view ov;
     int have_obs = 0;
-    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *gexp = NULL,
-                  *gprob = NULL, *gdata = NULL, *gtrain = NULL;
+    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *record = NULL,
+                  *gexp = NULL, *gprob = NULL, *gdata = NULL, *gtrain = NULL;
     memset(&ov, 0, sizeof ov);
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
@@ -457,6 +459,20 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
         if (n != v.c.n_qubits || PyArray_DIM(states, 0) != batch) {
             PyErr_Format(PyExc_ValueError, "states must have shape (%zd, %lld) for this circuit",
                          batch, (long long)1 << v.c.n_qubits);
+            goto done;
+        }
+    }
+    if (record_obj != Py_None) {
+        /* (its contents are the forward's business; its size is checked here,
+         * so that no read passes its end) */
+        record = as_array(record_obj, NPY_FLOAT64, 1, "forward record");
+        if (record == NULL)
+            goto done;
+        size_t want = qode_qsim_record_doubles(v.c.n_qubits, batch);
+        if ((size_t)PyArray_DIM(record, 0) != want || want == 0) {
+            PyErr_Format(PyExc_ValueError, "the forward record must hold %zu doubles for %zd "
+                         "circuits of %d qubits, got %zd", want, batch, (int)v.c.n_qubits,
+                         PyArray_DIM(record, 0));
             goto done;
         }
     }
@@ -496,7 +512,8 @@ static PyObject *py_qsim_adjoint_vjp(PyObject *self, PyObject *args)
     qode_status st;
     Py_BEGIN_ALLOW_THREADS
     st = qode_qsim_adjoint_vjp(&v.c, dtype, batch, PyArray_DATA(data_a), PyArray_DATA(train_a),
-                               states ? PyArray_DATA(states) : NULL, have_obs ? &ov.o : NULL,
+                               states ? PyArray_DATA(states) : NULL,
+                               record ? PyArray_DATA(record) : NULL, have_obs ? &ov.o : NULL,
                                gexp ? PyArray_DATA(gexp) : NULL,
                                gprob ? PyArray_DATA(gprob) : NULL, PyArray_DATA(gdata),
                                PyArray_DATA(gtrain), n_threads, msg, sizeof msg);
@@ -510,6 +527,7 @@ done:
     Py_XDECREF(data_a);
     Py_XDECREF(train_a);
     Py_XDECREF(states);
+    Py_XDECREF(record);
     Py_XDECREF(gexp);
     Py_XDECREF(gprob);
     Py_XDECREF(gdata);
@@ -523,9 +541,9 @@ done:
 static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
 {
     PyObject *spec, *data, *trainable, *obs_spec;
-    int dtype_code, want_probs, want_states, n_threads;
-    if (!PyArg_ParseTuple(args, "OOOiOppi", &spec, &data, &trainable, &dtype_code, &obs_spec,
-                          &want_probs, &want_states, &n_threads))
+    int dtype_code, want_probs, want_states, want_record, n_threads;
+    if (!PyArg_ParseTuple(args, "OOOiOpppi", &spec, &data, &trainable, &dtype_code, &obs_spec,
+                          &want_probs, &want_states, &want_record, &n_threads))
         return NULL;
     if (dtype_code != QODE_COMPLEX64 && dtype_code != QODE_COMPLEX128) {
         PyErr_SetString(PyExc_ValueError, "dtype must be complex64 or complex128");
@@ -535,7 +553,9 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     circuit_view v;
     obs_view ov;
     int have_obs = 0;
-    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL;
+    PyArrayObject *data_a = NULL, *train_a = NULL, *states = NULL, *ev = NULL, *pr = NULL,
+                  *record = NULL;
+    int recorded = 0;
     if (circuit_from_spec(spec, &v) < 0)
         return NULL;
     if (checked_params(&v, data, trainable, &data_a, &train_a) < 0)
@@ -543,6 +563,12 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     char msg[MSG_LEN] = "";
     qode_status st;
     npy_intp batch = PyArray_DIM(data_a, 0);
+    size_t record_doubles = want_record ? qode_qsim_record_doubles(v.c.n_qubits, batch) : 0;
+    if (record_doubles > 0) {
+        npy_intp dims[1] = {(npy_intp)record_doubles};
+        if ((record = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_FLOAT64)) == NULL)
+            goto done;
+    }
     if (!want_probs && !want_states) {
         /* read-outs only: the core still needs one state vector per thread */
         PyArrayObject *probe = new_states(v.c.n_qubits, 0, (qode_dtype)dtype_code, 0.0);
@@ -577,20 +603,24 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     st = qode_qsim_forward(&v.c, (qode_dtype)dtype_code, batch, PyArray_DATA(data_a),
                            PyArray_DATA(train_a), have_obs ? &ov.o : NULL,
                            ev ? PyArray_DATA(ev) : NULL, pr ? PyArray_DATA(pr) : NULL,
-                           states ? PyArray_DATA(states) : NULL, n_threads, msg, sizeof msg);
+                           states ? PyArray_DATA(states) : NULL,
+                           record ? PyArray_DATA(record) : NULL, record ? &recorded : NULL,
+                           n_threads, msg, sizeof msg);
     Py_END_ALLOW_THREADS
     if (st != QODE_OK) {
         raise_quantum(st, msg);
         goto done;
     }
-    result = Py_BuildValue("OOO", states ? (PyObject *)states : Py_None,
-                           ev ? (PyObject *)ev : Py_None, pr ? (PyObject *)pr : Py_None);
+    result = Py_BuildValue("OOOO", states ? (PyObject *)states : Py_None,
+                           ev ? (PyObject *)ev : Py_None, pr ? (PyObject *)pr : Py_None,
+                           recorded ? (PyObject *)record : Py_None);
 done:
     Py_XDECREF(data_a);
     Py_XDECREF(train_a);
     Py_XDECREF(states);
     Py_XDECREF(ev);
     Py_XDECREF(pr);
+    Py_XDECREF(record);
     if (have_obs)
         obs_release(&ov);
     circuit_release(&v);
@@ -640,7 +670,8 @@ done:
 PyMethodDef qode_quantum_methods[] = {
     {"qsim_forward", py_qsim_forward, METH_VARARGS,
      "qsim_forward(spec, data, trainable, dtype_code, obs_spec|None, want_probs, want_states, "
-     "n_threads) -> (states|None, expval|None, probs|None)"},
+     "want_record, n_threads) -> (states|None, expval|None, probs|None, record|None): record "
+     "is the forward record for qsim_adjoint_vjp, None where the circuit keeps none"},
     {"qsim_run", py_qsim_run, METH_VARARGS,
      "qsim_run(spec, data, trainable, dtype_code, n_threads) -> states (batch, 2^n)"},
     {"qsim_expval", py_qsim_expval, METH_VARARGS,
@@ -650,8 +681,9 @@ PyMethodDef qode_quantum_methods[] = {
     {"qsim_sample", py_qsim_sample, METH_VARARGS,
      "qsim_sample(states, shots, seed, n_threads) -> (batch, shots) int64 basis indices"},
     {"qsim_adjoint_vjp", py_qsim_adjoint_vjp, METH_VARARGS,
-     "qsim_adjoint_vjp(spec, data, trainable, dtype_code, states|None, obs_spec|None, "
-     "grad_expval|None, grad_probs|None, n_threads) -> (grad_data, grad_trainable)"},
+     "qsim_adjoint_vjp(spec, data, trainable, dtype_code, states|None, record|None, "
+     "obs_spec|None, grad_expval|None, grad_probs|None, n_threads) -> (grad_data, "
+     "grad_trainable); record from qsim_forward with the same arguments"},
     {"qsim_path", py_qsim_path, METH_VARARGS,
      "qsim_path(spec, trainable, obs_spec|None, batch) -> 'rows' | 'tiles' | 'dense'"},
     {NULL, NULL, 0, NULL},

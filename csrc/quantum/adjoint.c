@@ -40,6 +40,8 @@ typedef struct {
     const qode_prepared_gate *prepared;
     int64_t batch;
     const qode_tile_schedule *sched;
+    const double *record;  /* NULL, or the forward record: */
+    size_t record_doubles; /* doubles per tile */
 } vjp_ctx;
 
 /* lam <- M psi for circuit row b. */
@@ -86,7 +88,10 @@ static void vjp_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
         int64_t left = x->batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
         job.slot = (int)(t - t0);
-        qode_tile_adjoint(&job, x->grad_expval, x->grad_probs, work, x->grad_data, gtrain);
+        const double *record =
+            x->record != NULL ? x->record + (size_t)t * x->record_doubles : NULL;
+        qode_tile_adjoint(&job, x->grad_expval, x->grad_probs, record, work, x->grad_data,
+                          gtrain);
     }
     qode_tile_chunk_finish(x->sched, x->c->n_qubits, t1 - t0, work, gtrain + x->c_offset);
 }
@@ -141,7 +146,8 @@ static void vjp_rows(void *arg, int thread, int64_t chunk, int64_t b0, int64_t b
 
 qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                                   const double *data, const double *trainable,
-                                  const void *states, const qode_observables *obs,
+                                  const void *states, const double *record,
+                                  const qode_observables *obs,
                                   const double *grad_expval, const double *grad_probs,
                                   double *grad_data, double *grad_trainable, int n_threads,
                                   char *msg, size_t len)
@@ -209,7 +215,13 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
     }
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
                  grad_probs, grad_data, gtrain, train_stride, c_offset, workspace,
-                 work_doubles, prepared, batch, sched};
+                 work_doubles, prepared, batch, sched, NULL, 0};
+    /* (the forward wrote a record only when it read just expectation values,
+     * which is when grad_probs is NULL here: the same fold, the same U) */
+    if (record != NULL && fold && sched != NULL && qode_tile_record_doubles(sched, n) > 0) {
+        x.record = record;
+        x.record_doubles = qode_tile_record_doubles(sched, n);
+    }
     st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     /* sums over chunks in chunk order (into chunk 0's row), a row at a time:
      * each entry still adds chunks 1, 2, ... in order, but the rows are read

@@ -7,6 +7,7 @@
 #include "quantum/prepare.h"
 #include "quantum/simulate.h"
 #include "quantum/tiled.h"
+#include "quantum/tiled_dense.h"
 
 static qode_status check_dtype(qode_dtype dtype, char *msg, size_t len)
 {
@@ -45,6 +46,8 @@ typedef struct {
     int tiled;
     int64_t batch_size;
     const qode_tile_schedule *sched;
+    double *record;        /* NULL, or the forward record: */
+    size_t record_doubles; /* doubles per tile */
 } run_ctx;
 
 /* One circuit at a time (large n, or a batch of one). */
@@ -94,6 +97,14 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
                              t * QODE_TILE_LANES, 0, 0};
         int64_t left = batch - job.b0;
         job.valid = (int)(left < QODE_TILE_LANES ? left : QODE_TILE_LANES);
+        if (x->record != NULL) {
+            double *rec = x->record + (size_t)t * x->record_doubles;
+            size_t plane = (size_t)QODE_TILE_LANES << x->c->n_qubits;
+            qode_tile_record_forward(&job, rec, rest);
+            qode_tile_readout(&job, rec + plane, rec + 2 * plane, x->expval, x->probs,
+                              x->states, x->dtype);
+            continue;
+        }
         qode_tile_forward(&job, re, rest); /* im follows re */
         qode_tile_readout(&job, re, im, x->expval, x->probs, x->states, x->dtype);
     }
@@ -102,6 +113,14 @@ static void run_tiles(void *arg, int thread, int64_t chunk, int64_t t0, int64_t 
 int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch)
 {
     return n_qubits <= QODE_TILE_MAX_QUBITS && batch > 1;
+}
+
+size_t qode_qsim_record_doubles(int32_t n_qubits, int64_t batch)
+{
+    if (!qode_qsim_uses_tiles(n_qubits, batch) || n_qubits > QODE_TILE_DENSE_MAX_QUBITS)
+        return 0;
+    size_t tiles = (size_t)((batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES);
+    return tiles * ((size_t)3 * QODE_TILE_LANES << n_qubits);
 }
 
 int qode_qsim_path(const qode_circuit *c, const double *trainable, const qode_observables *obs,
@@ -121,10 +140,13 @@ int qode_qsim_path(const qode_circuit *c, const double *trainable, const qode_ob
 qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                               const double *data, const double *trainable,
                               const qode_observables *obs, double *expval, double *probs,
-                              void *states, int n_threads, char *msg, size_t len)
+                              void *states, double *record, int *recorded, int n_threads,
+                              char *msg, size_t len)
 {
     qode_status st;
     size_t bytes;
+    if (recorded != NULL)
+        *recorded = 0;
     if ((st = check_dtype(dtype, msg, len)) != QODE_OK ||
         (st = check_batch(batch, msg, len)) != QODE_OK ||
         (st = qode_circuit_validate(c, msg, len)) != QODE_OK ||
@@ -172,8 +194,16 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
         return QODE_ERR_NO_MEMORY;
     }
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
-                 work, work_doubles, tiled, batch, sched};
+                 work, work_doubles, tiled, batch, sched, NULL, 0};
+    /* (only expectation values read: as when the adjoint differentiates them,
+     * so both plan the same U) */
+    if (record != NULL && fold && sched != NULL && qode_tile_record_doubles(sched, n) > 0) {
+        x.record = record;
+        x.record_doubles = qode_tile_record_doubles(sched, n);
+    }
     st = qode_qbatch_run(tiled ? run_tiles : run_rows, &x, units, threads);
+    if (recorded != NULL && x.record != NULL && st == QODE_OK)
+        *recorded = 1;
     free(prepared);
     free(work);
     qode_tile_schedule_free(sched);
@@ -184,8 +214,8 @@ qode_status qode_qsim_run(const qode_circuit *c, qode_dtype dtype, int64_t batch
                           const double *data, const double *trainable, void *states,
                           int n_threads, char *msg, size_t len)
 {
-    return qode_qsim_forward(c, dtype, batch, data, trainable, NULL, NULL, NULL, states,
-                             n_threads, msg, len);
+    return qode_qsim_forward(c, dtype, batch, data, trainable, NULL, NULL, NULL, states, NULL,
+                             NULL, n_threads, msg, len);
 }
 
 /* ---- expectation values --------------------------------------------------- */

@@ -23,12 +23,25 @@
  *   expval  batch x obs->n_obs   <psi_b| O_k |psi_b>
  *   probs   batch x 2^n          |psi_b[i]|^2
  *   states  batch x 2^n complex  psi_b
+ *   record  qode_qsim_record_doubles(n, batch) doubles: the forward record
+ *           for qode_qsim_adjoint_vjp; *recorded (not NULL with a record) is
+ *           set to 1 when it was written, 0 when this circuit keeps none
  * Small circuits (n <= 10) of a batch run QODE_TILE_LANES at a time with
  * vectorised kernels (tiled.h); others one at a time. */
 qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                               const double *data, const double *trainable,
                               const qode_observables *obs, double *expval, double *probs,
-                              void *states, int n_threads, char *msg, size_t msg_len);
+                              void *states, double *record, int *recorded, int n_threads,
+                              char *msg, size_t msg_len);
+
+/* The forward record: what a forward pass keeps so that the adjoint need not
+ * run it again (tiled.h, qode_tile_record_doubles): the product state and
+ * U psi of every circuit, 384 bytes per circuit at 4 qubits.  Only the
+ * dense mode with a wire-rotation encoding (seed 002's VQC) keeps one, and
+ * only when just expectation values are read.  The size a record buffer
+ * must have: 0 when no circuit of n_qubits in a batch of `batch` can keep
+ * one. */
+size_t qode_qsim_record_doubles(int32_t n_qubits, int64_t batch);
 
 /* 1 if qode_qsim_forward / qode_qsim_adjoint_vjp use the tiled path. */
 int qode_qsim_uses_tiles(int32_t n_qubits, int64_t batch);
@@ -67,7 +80,10 @@ qode_status qode_qsim_sample(qode_dtype dtype, int32_t n_qubits, int64_t batch,
 
 /* Adjoint-method vector-Jacobian product (Jones & Gacon, arXiv:2009.02823).
  * Given the final states of qode_qsim_run (or NULL: then they are recomputed,
- * which the tiled path always does) and upstream gradients
+ * which the tiled path always does), the forward record of qode_qsim_forward
+ * for the same circuit, batch, data, trainable values and observables (or
+ * NULL: then the forward pass runs again; a record is used only where that
+ * call wrote one) and upstream gradients
  *   grad_expval  batch x obs->n_obs  (dL/d<O_k>; NULL = zero; obs may be NULL)
  *   grad_probs   batch x 2^n         (dL/dp_i;   NULL = zero)
  * writes
@@ -77,7 +93,8 @@ qode_status qode_qsim_sample(qode_dtype dtype, int32_t n_qubits, int64_t batch,
  * gate. */
 qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64_t batch,
                                   const double *data, const double *trainable,
-                                  const void *states, const qode_observables *obs,
+                                  const void *states, const double *record,
+                                  const qode_observables *obs,
                                   const double *grad_expval, const double *grad_probs,
                                   double *grad_data, double *grad_trainable, int n_threads,
                                   char *msg, size_t msg_len);

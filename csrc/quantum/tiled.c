@@ -114,6 +114,17 @@ static void dense_forward(const qode_tile_job *job, double *state, double *cols,
     qode_tile_matmul(s->dense_u, 2 * dim, dim, psi, state); /* the im plane follows re */
 }
 
+size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n)
+{
+    return s->dense && s->rotations != NULL ? (size_t)3 * L << n : 0;
+}
+
+void qode_tile_record_forward(const qode_tile_job *job, double *record, double *work)
+{
+    size_t plane = (size_t)L << job->c->n_qubits;
+    dense_forward(job, record + plane, work, NULL, record);
+}
+
 void qode_tile_forward(const qode_tile_job *job, double *state, double *work)
 {
     int n = job->c->n_qubits;
@@ -486,14 +497,15 @@ void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t t
     qode_tile_dense_reduce(d.c_sums, n_qubits, out);
 }
 
-/* psi from the prefix and phi = U psi, lam seeded from phi, both staged
- * in the tile's slot; a full group of slots goes into the sums of C (lam
- * is 0 in unused lanes: their seed weights are 0).  Then the data
- * gradients from mu = Re(U^+ lam) (psi is real, so Im U^+ lam does not
- * matter): by the wire rotations, or by the prefix adjoint. */
+/* psi from the prefix (or the record) and phi = U psi (or the record's),
+ * lam seeded from phi, psi and lam staged in the tile's slot; a full group
+ * of slots goes into the sums of C (lam is 0 in unused lanes: their seed
+ * weights are 0).  Then the data gradients from mu = Re(U^+ lam) (psi is
+ * real, so Im U^+ lam does not matter): by the wire rotations, or by the
+ * prefix adjoint. */
 static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
-                          const double *grad_probs, double *work, double *grad_data,
-                          double *grad_trainable)
+                          const double *grad_probs, const double *record, double *work,
+                          double *grad_data, double *grad_trainable)
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
@@ -501,8 +513,14 @@ static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
     dense_work d = dense_layout(s, n, work);
     int slot = job->slot % QODE_TILE_DENSE_GROUP;
     double *psi = d.stage + slot * d.slot, *lr = psi + plane, *li = lr + plane;
-    dense_forward(job, d.phi, d.cols, d.prefix_record, psi);
-    seed_lambda(job, grad_expval, grad_probs, d.phi, d.phi + plane, lr, li);
+    const double *phi = d.phi;
+    if (record != NULL && qode_tile_record_doubles(s, n) > 0) {
+        memcpy(psi, record, sizeof(double) * plane);
+        phi = record + plane;
+    } else {
+        dense_forward(job, d.phi, d.cols, d.prefix_record, psi);
+    }
+    seed_lambda(job, grad_expval, grad_probs, phi, phi + plane, lr, li);
     if (slot == QODE_TILE_DENSE_GROUP - 1)
         qode_tile_dense_accumulate(d.stage, d.slot, QODE_TILE_DENSE_GROUP, n,
                                    job->slot < QODE_TILE_DENSE_GROUP, d.c_sums);
@@ -528,14 +546,14 @@ static void clear_grad_data(const qode_tile_job *job, double *grad_data)
 }
 
 void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
-                       const double *grad_probs, double *work, double *grad_data,
-                       double *grad_trainable)
+                       const double *grad_probs, const double *record, double *work,
+                       double *grad_data, double *grad_trainable)
 {
     const qode_circuit *c = job->c;
     const qode_tile_schedule *s = job->sched;
     clear_grad_data(job, grad_data);
     if (s->dense) {
-        dense_adjoint(job, grad_expval, grad_probs, work, grad_data, grad_trainable);
+        dense_adjoint(job, grad_expval, grad_probs, record, work, grad_data, grad_trainable);
         return;
     }
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);

@@ -175,6 +175,17 @@ typedef struct {
  * qode_tile_work_doubles(..., 0) minus the tile state. */
 void qode_tile_forward(const qode_tile_job *job, double *state, double *work);
 
+/* The forward record of a dense schedule whose encoding is wire rotations
+ * (tiled_dense.h): per tile, the product state psi (one plane) and U psi
+ * (re plane, im plane), written by the forward so that the adjoint need not
+ * build them again (at 4 qubits that is about a third of the adjoint's
+ * work).  qode_tile_record_doubles: doubles per tile, 0 for a schedule
+ * that does not record.  qode_tile_record_forward: the forward pass of the
+ * tile into its record; work as for qode_tile_forward; the read-outs then
+ * take U psi from record + L 2^n. */
+size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n_qubits);
+void qode_tile_record_forward(const qode_tile_job *job, double *record, double *work);
+
 /* Read-outs of a simulated tile (each may be NULL):
  *   expval  rows b0.. of a (batch, n_obs) matrix (the schedule's observables),
  *   probs   rows b0.. of a (batch, 2^n) matrix,
@@ -193,11 +204,14 @@ void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t t
                             double *work, double *out);
 
 /* Adjoint sweep for a tile (the schedule's observables, with derivatives).
- * Work space: qode_tile_work_doubles(..., 1).  Adds the trainable gradients
- * (summed over the valid lanes) into grad_trainable and writes rows b0.. of
+ * Work space: qode_tile_work_doubles(..., 1).  `record` is the tile's
+ * forward record (qode_tile_record_forward, same circuit, data and
+ * trainable values) or NULL (then the forward pass runs again; always for
+ * a schedule that does not record).  Adds the trainable gradients (summed
+ * over the valid lanes) into grad_trainable and writes rows b0.. of
  * grad_data. */
 void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
-                       const double *grad_probs, double *work, double *grad_data,
-                       double *grad_trainable);
+                       const double *grad_probs, const double *record, double *work,
+                       double *grad_data, double *grad_trainable);
 
 #endif /* QODE_QUANTUM_TILED_H */

@@ -61,7 +61,7 @@ static void test_single_rotation(void)
     }
     /* d<Z>/dtheta = -sin(theta) by the adjoint VJP */
     double gexp[6] = {1, 0, 1, 0, 1, 0}, gdata[3];
-    st = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 3, data, NULL, states, &obs, gexp, NULL,
+    st = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 3, data, NULL, states, NULL, &obs, gexp, NULL,
                                gdata, NULL, 1, msg, sizeof msg);
     CHECK_MSG(st == QODE_OK, "vjp failed: %s", msg);
     for (int b = 0; b < 3; b++)
@@ -148,8 +148,9 @@ static void test_adjoint_against_finite_differences(void)
     for (int i = 0; i < B * 2; i++)
         g[i] = cos(0.9 * i);
     double *gdata = malloc(sizeof(double) * B * 3), gtrain[4];
-    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, states, &obs, g, NULL,
-                                gdata, gtrain, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, states, NULL, &obs,
+                                    g, NULL, gdata, gtrain, 2, msg, sizeof msg) == QODE_OK,
+              "%s", msg);
 
     double *ev = malloc(sizeof(double) * B * 2);
     const double h = 1e-6;
@@ -188,8 +189,9 @@ static void test_adjoint_against_finite_differences(void)
     }
     /* complex64 adjoint close to complex128 */
     double *gdata32 = malloc(sizeof(double) * B * 3), gtrain32[4];
-    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX64, B, data, trainable, states32, &obs, g, NULL,
-                                gdata32, gtrain32, 1, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX64, B, data, trainable, states32, NULL, &obs,
+                                    g, NULL, gdata32, gtrain32, 1, msg, sizeof msg) == QODE_OK,
+              "%s", msg);
     worst = 0;
     for (int i = 0; i < B * 3; i++)
         worst = fmax(worst, fabs(gdata32[i] - gdata[i]));
@@ -300,9 +302,10 @@ static void test_threads_match_single_thread(void)
            *gd2 = malloc(sizeof(double) * B * N), gw1[N], gw2[N];
     for (int i = 0; i < B * N; i++)
         g[i] = sin(0.11 * i);
-    qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd1, gw1, 1, msg, sizeof msg);
-    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, &obs, g, NULL, gd2, gw2, 2, msg,
-                                sizeof msg) == QODE_OK, "%s", msg);
+    qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, NULL, &obs, g, NULL, gd1, gw1, 1,
+                          msg, sizeof msg);
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, s1, NULL, &obs, g, NULL, gd2,
+                                    gw2, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
     CHECK_MSG(memcmp(gd1, gd2, sizeof(double) * B * N) == 0, "threaded data gradients differ");
     for (int q = 0; q < N; q++)
         CHECK_MSG(fabs(gw1[q] - gw2[q]) < 1e-10 * (1 + fabs(gw1[q])), "trainable grad %d", q);
@@ -331,8 +334,9 @@ static void test_thread_pool_repeatable_and_fork_safe(void)
     }
     char msg[256];
     for (int rep = 0; rep < 50; rep++) {
-        CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, &obs, g, NULL, gd,
-                                    rep == 0 ? first : gw, 3, msg, sizeof msg) == QODE_OK, "%s", msg);
+        CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, NULL, &obs, g, NULL,
+                                        gd, rep == 0 ? first : gw, 3, msg, sizeof msg) == QODE_OK,
+                  "%s", msg);
         if (rep > 0)
             CHECK_MSG(memcmp(first, gw, sizeof gw) == 0, "run %d: trainable gradients differ", rep);
     }
@@ -340,8 +344,8 @@ static void test_thread_pool_repeatable_and_fork_safe(void)
     pid_t child = fork();
     CHECK_MSG(child >= 0, "fork failed");
     if (child == 0) {
-        int ok = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, &obs, g, NULL, gd, gw,
-                                       3, msg, sizeof msg) == QODE_OK &&
+        int ok = qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, w, NULL, NULL, &obs, g, NULL,
+                                       gd, gw, 3, msg, sizeof msg) == QODE_OK &&
                  memcmp(first, gw, sizeof gw) == 0;
         _exit(ok ? 0 : 1);
     }
@@ -404,16 +408,34 @@ static void test_dense_mode_matches_single_circuits(void)
               "the batch should run in dense mode");
     CHECK_MSG(qode_qsim_path(&c, trainable, &obs, 1) == QODE_PATH_ROWS, "one circuit runs alone");
     double ev[B * OBS], gdata[B * N], gtrain[MAXOPS];
-    CHECK_MSG(qode_qsim_forward(&c, QODE_COMPLEX128, B, data, trainable, &obs, ev, NULL, NULL, 2,
-                                msg, sizeof msg) == QODE_OK, "%s", msg);
-    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, NULL, &obs, g, NULL,
-                                    gdata, gtrain, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(qode_qsim_forward(&c, QODE_COMPLEX128, B, data, trainable, &obs, ev, NULL, NULL,
+                                NULL, NULL, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, NULL, NULL, &obs, g,
+                                    NULL, gdata, gtrain, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    /* the forward record (U psi kept for the adjoint) changes no bit */
+    size_t record_doubles = qode_qsim_record_doubles(N, B);
+    CHECK_MSG(record_doubles == (size_t)(B + 7) / 8 * 3 * 8 * 16, "record of %zu doubles",
+              record_doubles);
+    double *record = malloc(sizeof(double) * record_doubles);
+    double ev_r[B * OBS], gdata_r[B * N], gtrain_r[MAXOPS];
+    int recorded = 0;
+    CHECK(record != NULL);
+    CHECK_MSG(qode_qsim_forward(&c, QODE_COMPLEX128, B, data, trainable, &obs, ev_r, NULL, NULL,
+                                record, &recorded, 2, msg, sizeof msg) == QODE_OK, "%s", msg);
+    CHECK_MSG(recorded == 1, "the dense rotation encoding should keep a record");
+    CHECK_MSG(qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, B, data, trainable, NULL, record, &obs,
+                                    g, NULL, gdata_r, gtrain_r, 2, msg, sizeof msg) == QODE_OK,
+              "%s", msg);
+    CHECK(memcmp(ev_r, ev, sizeof ev) == 0);
+    CHECK(memcmp(gdata_r, gdata, sizeof gdata) == 0);
+    CHECK(memcmp(gtrain_r, gtrain, sizeof(double) * n_w) == 0);
+    free(record);
     double sum_train[MAXOPS] = {0}, worst = 0.0;
     for (int b = 0; b < B; b++) {
         double ev1[OBS], gd1[N], gt1[MAXOPS];
-        qode_qsim_forward(&c, QODE_COMPLEX128, 1, data + N * b, trainable, &obs, ev1, NULL, NULL, 1,
-                          msg, sizeof msg);
-        qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 1, data + N * b, trainable, NULL, &obs,
+        qode_qsim_forward(&c, QODE_COMPLEX128, 1, data + N * b, trainable, &obs, ev1, NULL, NULL,
+                          NULL, NULL, 1, msg, sizeof msg);
+        qode_qsim_adjoint_vjp(&c, QODE_COMPLEX128, 1, data + N * b, trainable, NULL, NULL, &obs,
                               g + OBS * b, NULL, gd1, gt1, 1, msg, sizeof msg);
         for (int k = 0; k < OBS; k++)
             worst = fmax(worst, fabs(ev1[k] - ev[OBS * b + k]));

@@ -6,6 +6,13 @@ and is shared.  With torch tensors the results carry autograd: the backward
 pass is one adjoint sweep per circuit in C (``qsim_adjoint_vjp``), giving
 gradients for data and weights together.
 
+Memory: when a backward can follow (grad mode on, an input that requires
+grad), a circuit of at most 5 qubits whose encoding is one rotation per wire
+(seed 002's VQC; the C core's dense mode) keeps its product state and final
+state until the backward, 24 bytes per amplitude and circuit (384 bytes at
+4 qubits), so that the adjoint sweep need not run the forward pass again.
+Other circuits keep only their inputs.
+
 Precision: complex128 state vectors by default; float32 inputs (or
 ``dtype="complex64"``) use complex64 state vectors and return float32.
 """
@@ -129,15 +136,26 @@ class _Runner:
     def forward(self, data: np.ndarray, weights: np.ndarray) -> np.ndarray:
         """The read-out asked for: probs (B, 2^n) when want_probs, else
         expvals (B, n_obs)."""
-        _, ev, pr = _C.qsim_forward(self.spec, data, weights, self.dtype_code, self.obs_spec,
-                                    self.want_probs, False, self.n_threads)
-        return pr if self.want_probs else ev
+        return self.forward_recorded(data, weights, False)[0]
 
-    def vjp(self, data, weights, grad):
+    def forward_recorded(self, data: np.ndarray, weights: np.ndarray,
+                         want_record: bool) -> tuple[np.ndarray, np.ndarray | None]:
+        """(read-out, record): the record is what the forward keeps for
+        `vjp` (None when not asked for, or where the circuit keeps none: it
+        spares the adjoint a second forward pass in the dense mode of small
+        encoded circuits, at 24 bytes per circuit and amplitude)."""
+        _, ev, pr, record = _C.qsim_forward(self.spec, data, weights, self.dtype_code,
+                                            self.obs_spec, self.want_probs, False, want_record,
+                                            self.n_threads)
+        return (pr if self.want_probs else ev), record
+
+    def vjp(self, data, weights, grad, record=None):
         """(grad_data, grad_weights) for the upstream gradient of that
-        read-out, by one adjoint sweep (the final states are recomputed in C)."""
+        read-out, by one adjoint sweep (the final states are recomputed in C,
+        unless `record`, from forward_recorded with the same data and
+        weights, holds them)."""
         grad_ev, grad_pr = (None, grad) if self.want_probs else (grad, None)
-        return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None,
+        return _C.qsim_adjoint_vjp(self.spec, data, weights, self.dtype_code, None, record,
                                    self.obs_spec, grad_ev, grad_pr, self.n_threads)
 
 
@@ -145,11 +163,11 @@ if torch is not None:
     from torch.autograd.function import once_differentiable
 
     def _circuit_vjp(ctx, grad):
-        """(grad_data, grad_weights, None) of _CircuitFunction by one adjoint sweep."""
-        gd, gw = ctx.runner.vjp(ctx.d, ctx.w, _as_numpy(grad))
+        """(grad_data, grad_weights, None, None) of _CircuitFunction by one adjoint sweep."""
+        gd, gw = ctx.runner.vjp(ctx.d, ctx.w, _as_numpy(grad), ctx.record)
         data, weights = ctx.needs_input_grad[0], ctx.needs_input_grad[1]
         return (torch.from_numpy(gd) if data else None,
-                torch.from_numpy(gw) if weights else None, None)
+                torch.from_numpy(gw) if weights else None, None, None)
 
     # With create_graph=True: the same gradients, which refuse a second backward
     # (the adjoint sweep is not differentiable) instead of passing for constants.
@@ -157,7 +175,8 @@ if torch is not None:
 
     class _CircuitFunction(torch.autograd.Function):
         """(data (B, n_data), weights (n_weights,)) -> the runner's read-out:
-        expvals (B, n_obs), or probs (B, 2^n) for a runner that wants them.
+        expvals (B, n_obs), or probs (B, 2^n) for a runner that wants them;
+        with want_record, the forward record is kept for the backward.
 
         One output, and once_differentiable only when a graph of the gradient
         is being built: each costs tens of microseconds per call, which a
@@ -165,9 +184,9 @@ if torch is not None:
         """
 
         @staticmethod
-        def forward(ctx, data, weights, runner):
+        def forward(ctx, data, weights, runner, want_record):
             d, w = _as_numpy(data), _as_numpy(weights)
-            out = runner.forward(d, w)
+            out, ctx.record = runner.forward_recorded(d, w, want_record)
             ctx.runner, ctx.d, ctx.w = runner, d, w
             return _tensor_of(out, torch.float32 if runner.dtype_code == 2 else torch.float64)
 
@@ -190,7 +209,10 @@ def _execute(circuit, observables, want_probs, data, weights, dtype, n_threads):
             data = torch.as_tensor(data, dtype=ref.dtype)
         if not _is_tensor(weights):
             weights = torch.as_tensor(weights, dtype=ref.dtype)
-        out = _with_dtype(_CircuitFunction.apply(data, weights, runner), ref.dtype)
+        # A forward record only when a backward can follow (it is kept until
+        # then); inside forward, grad mode is always off, so it is decided here.
+        want_record = torch.is_grad_enabled() and (data.requires_grad or weights.requires_grad)
+        out = _with_dtype(_CircuitFunction.apply(data, weights, runner, want_record), ref.dtype)
     else:
         out = runner.forward(data, weights)
         if state_dtype == "complex64":
