@@ -103,6 +103,19 @@ def test_prefix_and_folded_z_observables_match_per_circuit_path(seed, n, layers,
     assert_same(c, z_observables(n) if n > 1 else qq.z_all(1), rng)
 
 
+@pytest.mark.parametrize("seed,n", [(10, 7), (11, 8), (12, 10)])
+def test_z_read_outs_of_many_qubits_match_per_circuit_path(seed, n):
+    """Z words on 7 to 10 qubits, single and multi-wire terms in one
+    observable: up to 8 qubits through the observable matrix (M |psi|^2 and
+    (M^T g) psi), past that through a signed pass per term."""
+    rng = np.random.default_rng(seed)
+    c = layered_circuit(rng, n, 1, 2)
+    obs = z_observables(n) + [qq.pauli("Z", n - 1) - qq.pauli("ZZ", [n - 7, n - 1], coeff=0.3)]
+    assert_same(c, obs, rng, batch=9)
+    words_only = [qq.pauli("ZZ", [0, n - 1]), qq.pauli("ZZZ", [1, n - 2, n - 1], coeff=-0.5)]
+    assert_same(c, words_only, rng, batch=9)
+
+
 def test_wire_without_prefix_block_and_x_observable_not_folded():
     rng = np.random.default_rng(7)
     c = layered_circuit(rng, 4, 2, 3, skip_wire=2)
