@@ -325,3 +325,12 @@ def test_a_second_backward_through_a_recorded_forward_gives_the_same_gradients()
     second = torch.autograd.grad(out.sum(), (d, w))
     for a, b in zip(first, second):
         assert torch.equal(a, b)
+
+
+def test_a_record_past_one_gib_is_not_kept():
+    """48 doubles per 4-qubit circuit: 2.9 million circuits would need 1.04 GiB."""
+    c, obs = qq.vqc_circuit(4, 2), qq.z_all(4)
+    d = np.linspace(-3, 3, 2_900_000 * 4).reshape(-1, 4)
+    out = _C.qsim_forward(c.spec(), d, np.zeros(24), 3, observables_spec(obs, 4), False, False,
+                          True, 0)
+    assert out[1].shape == (2_900_000, 4) and out[3] is None

@@ -538,6 +538,10 @@ done:
     return result;
 }
 
+/* The largest forward record qsim_forward keeps (384 bytes per circuit at 4
+ * qubits: about 2.8 million circuits per call). */
+#define RECORD_MAX_BYTES ((size_t)1 << 30)
+
 static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
 {
     PyObject *spec, *data, *trainable, *obs_spec;
@@ -563,11 +567,13 @@ static PyObject *py_qsim_forward(PyObject *self, PyObject *args)
     char msg[MSG_LEN] = "";
     qode_status st;
     npy_intp batch = PyArray_DIM(data_a, 0);
+    /* A record is a speed-up, never a requirement: past RECORD_MAX_BYTES, or
+     * when it cannot be allocated, the adjoint runs the forward pass again. */
     size_t record_doubles = want_record ? qode_qsim_record_doubles(v.c.n_qubits, batch) : 0;
-    if (record_doubles > 0) {
+    if (record_doubles > 0 && record_doubles <= RECORD_MAX_BYTES / sizeof(double)) {
         npy_intp dims[1] = {(npy_intp)record_doubles};
         if ((record = (PyArrayObject *)PyArray_SimpleNew(1, dims, NPY_FLOAT64)) == NULL)
-            goto done;
+            PyErr_Clear();
     }
     if (!want_probs && !want_states) {
         /* read-outs only: the core still needs one state vector per thread */

@@ -10,8 +10,9 @@ Memory: when a backward can follow (grad mode on, an input that requires
 grad), a circuit of at most 5 qubits whose encoding is one rotation per wire
 (seed 002's VQC; the C core's dense mode) keeps its product state and final
 state until the backward, 24 bytes per amplitude and circuit (384 bytes at
-4 qubits), so that the adjoint sweep need not run the forward pass again.
-Other circuits keep only their inputs.
+4 qubits), so that the adjoint sweep need not run the forward pass again;
+past 1 GiB per call (2.8 million 4-qubit circuits), or when the memory is not
+there, it does run it again.  Other circuits keep only their inputs.
 
 Precision: complex128 state vectors by default; float32 inputs (or
 ``dtype="complex64"``) use complex64 state vectors and return float32.
