@@ -230,7 +230,8 @@ def test_what_keeps_a_batch_out_of_dense_mode():
 # ---- the forward record (qode_qsim_record_doubles): U psi kept for the adjoint ----
 
 def record_and_gradients(c, obs, d, w, up, n_threads):
-    """(record, vjp with it, vjp without it) through _C, as the torch layer calls them."""
+    """(read-outs, record, vjp with it, vjp without it) through _C, as the torch
+    layer calls them."""
     spec, ospec = c.spec(), observables_spec(obs, c.n_qubits)
     _, ev, _, record = _C.qsim_forward(spec, d, w, 3, ospec, False, False, True, n_threads)
     with_record = _C.qsim_adjoint_vjp(spec, d, w, 3, None, record, ospec, up, None, n_threads)

@@ -213,15 +213,12 @@ qode_status qode_qsim_adjoint_vjp(const qode_circuit *c, qode_dtype dtype, int64
             snprintf(msg, len, "the adjoint sweep needs %zu bytes of work space", work_bytes);
         return QODE_ERR_NO_MEMORY;
     }
+    size_t record_doubles =
+        record != NULL && sched != NULL ? qode_tile_record_doubles(sched, n, fold) : 0;
     vjp_ctx x = {c, dtype, data, trainable, (const char *)states, obs, grad_expval,
                  grad_probs, grad_data, gtrain, train_stride, c_offset, workspace,
-                 work_doubles, prepared, batch, sched, NULL, 0};
-    /* (the forward wrote a record only when it read just expectation values,
-     * which is when grad_probs is NULL here: the same fold, the same U) */
-    if (record != NULL && fold && sched != NULL && qode_tile_record_doubles(sched, n) > 0) {
-        x.record = record;
-        x.record_doubles = qode_tile_record_doubles(sched, n);
-    }
+                 work_doubles, prepared, batch, sched,
+                 record_doubles > 0 ? record : NULL, record_doubles};
     st = qode_qbatch_run(tiled ? vjp_tiles : vjp_rows, &x, units, threads);
     /* sums over chunks in chunk order (into chunk 0's row), a row at a time:
      * each entry still adds chunks 1, 2, ... in order, but the rows are read

@@ -120,7 +120,7 @@ size_t qode_qsim_record_doubles(int32_t n_qubits, int64_t batch)
     if (!qode_qsim_uses_tiles(n_qubits, batch) || n_qubits > QODE_TILE_DENSE_MAX_QUBITS)
         return 0;
     size_t tiles = (size_t)((batch + QODE_TILE_LANES - 1) / QODE_TILE_LANES);
-    return tiles * ((size_t)3 * QODE_TILE_LANES << n_qubits);
+    return tiles * qode_tile_record_tile_doubles(n_qubits);
 }
 
 int qode_qsim_path(const qode_circuit *c, const double *trainable, const qode_observables *obs,
@@ -193,14 +193,11 @@ qode_status qode_qsim_forward(const qode_circuit *c, qode_dtype dtype, int64_t b
         free(work);
         return QODE_ERR_NO_MEMORY;
     }
+    size_t record_doubles =
+        record != NULL && sched != NULL ? qode_tile_record_doubles(sched, n, fold) : 0;
     run_ctx x = {c, dtype, data, trainable, prepared, obs, expval, probs, (char *)states,
-                 work, work_doubles, tiled, batch, sched, NULL, 0};
-    /* (only expectation values read: as when the adjoint differentiates them,
-     * so both plan the same U) */
-    if (record != NULL && fold && sched != NULL && qode_tile_record_doubles(sched, n) > 0) {
-        x.record = record;
-        x.record_doubles = qode_tile_record_doubles(sched, n);
-    }
+                 work, work_doubles, tiled, batch, sched,
+                 record_doubles > 0 ? record : NULL, record_doubles};
     st = qode_qbatch_run(tiled ? run_tiles : run_rows, &x, units, threads);
     if (recorded != NULL && x.record != NULL && st == QODE_OK)
         *recorded = 1;

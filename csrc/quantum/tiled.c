@@ -114,9 +114,14 @@ static void dense_forward(const qode_tile_job *job, double *state, double *cols,
     qode_tile_matmul(s->dense_u, 2 * dim, dim, psi, state); /* the im plane follows re */
 }
 
-size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n)
+size_t qode_tile_record_tile_doubles(int n)
 {
-    return s->dense && s->rotations != NULL ? (size_t)3 * L << n : 0;
+    return (size_t)3 * L << n; /* psi, then U psi's re and im planes */
+}
+
+size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n, int fold)
+{
+    return fold && s->dense && s->rotations != NULL ? qode_tile_record_tile_doubles(n) : 0;
 }
 
 void qode_tile_record_forward(const qode_tile_job *job, double *record, double *work)
@@ -514,7 +519,7 @@ static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
     int slot = job->slot % QODE_TILE_DENSE_GROUP;
     double *psi = d.stage + slot * d.slot, *lr = psi + plane, *li = lr + plane;
     const double *phi = d.phi;
-    if (record != NULL && qode_tile_record_doubles(s, n) > 0) {
+    if (record != NULL) {
         memcpy(psi, record, sizeof(double) * plane);
         phi = record + plane;
     } else {

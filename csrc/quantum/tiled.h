@@ -183,11 +183,18 @@ void qode_tile_forward(const qode_tile_job *job, double *state, double *work);
  * (tiled_dense.h): per tile, the product state psi (one plane) and U psi
  * (re plane, im plane), written by the forward so that the adjoint need not
  * build them again (4 qubits, seed 002's VQC: the adjoint x1.4 on one
- * thread, the forward x0.9).  qode_tile_record_doubles: doubles per tile, 0
- * for a schedule that does not record.  qode_tile_record_forward: the
- * forward pass of the tile into its record; work as for qode_tile_forward;
- * the read-outs then take U psi from record + L 2^n. */
-size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n_qubits);
+ * thread, the forward x0.9).
+ *   qode_tile_record_tile_doubles: the doubles of one tile's record.
+ *   qode_tile_record_doubles: those a call with schedule s keeps per tile, 0
+ *     when it keeps none.  s must be such a schedule, and only expectation
+ *     values may be read or differentiated (`fold`, as for
+ *     qode_tile_schedule_new): then the forward and the adjoint plan the
+ *     same U.
+ *   qode_tile_record_forward: the forward pass of the tile into its record;
+ *     work as for qode_tile_forward; the read-outs then take U psi from
+ *     record + L 2^n. */
+size_t qode_tile_record_tile_doubles(int n_qubits);
+size_t qode_tile_record_doubles(const qode_tile_schedule *s, int n_qubits, int fold);
 void qode_tile_record_forward(const qode_tile_job *job, double *record, double *work);
 
 /* Read-outs of a simulated tile (each may be NULL):
@@ -210,8 +217,8 @@ void qode_tile_chunk_finish(const qode_tile_schedule *s, int n_qubits, int64_t t
 /* Adjoint sweep for a tile (the schedule's observables, with derivatives).
  * Work space: qode_tile_work_doubles(..., 1).  `record` is the tile's
  * forward record (qode_tile_record_forward, same circuit, data and
- * trainable values) or NULL (then the forward pass runs again; always for
- * a schedule that does not record).  Adds the trainable gradients (summed
+ * trainable values) or NULL (then the forward pass runs again); NULL for a
+ * call that keeps none (qode_tile_record_doubles).  Adds the trainable gradients (summed
  * over the valid lanes) into grad_trainable and writes rows b0.. of
  * grad_data. */
 void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
