@@ -22,7 +22,11 @@
 /* After a job a worker watches for the next one this long before it goes to
  * sleep: training calls the simulator in quick succession (forward, then
  * backward), and waking a sleeping thread (on a virtual machine, its idle
- * CPU too) takes tens of microseconds. */
+ * CPU too) takes tens of microseconds.  Measured on a 2-vCPU virtual machine
+ * (December 2026, 4096 four-qubit VQCs, torch forward+backward, 25
+ * interleaved rounds): median 565 us with this spin, 732 us with 30 us or
+ * none, where one thread takes 766 us: the worker then joins too late to
+ * help. */
 #define QODE_SPIN_NS 300000
 
 int qode_qbatch_threads(int requested, int64_t batch, double work_per_item)

@@ -30,6 +30,22 @@
  *   - dense mode (tiled_dense.h): when everything after a real encoding reads
  *     no data and the circuit is small, it is one matrix U per call, and the
  *     weight gradients come from one sweep per call, not per circuit.
+ *
+ * Counted and not built (December 2026), for seed 002's VQC:
+ *   - read-outs in the Heisenberg picture (Pauli strings evaluated on the
+ *     product state): the folded CNOT ring makes <Z_q> a Z word on up to n
+ *     wires (weights 3, 2, 3, 4 at 4 qubits), and the last layer's rotations
+ *     make a word of weight w into 3^w strings: 144 strings per 4-qubit
+ *     circuit, 12024 per 8-qubit one, no less work than U psi or the eight
+ *     block passes;
+ *   - differentiating the last layer's shared blocks (on distinct wires, so
+ *     they commute) all from the final state and lambda, without
+ *     checkpoints: the reduced matrices cost about four passes and lambda
+ *     still needs its eight updates, as many passes as now.  With the final
+ *     state kept from the forward pass (16 MB per 4096 eight-qubit
+ *     circuits) it would spare the adjoint its forward pass, 5.5 ms of a
+ *     24 ms forward+backward on one thread, less the extra reduce and the
+ *     16 MB written and read back: about 2 ms.
  */
 #ifndef QODE_QUANTUM_TILED_H
 #define QODE_QUANTUM_TILED_H
