@@ -126,7 +126,28 @@ def test_wire_without_prefix_block_and_x_observable_not_folded():
 
 def test_probabilities_with_trailing_gates_are_not_folded():
     rng = np.random.default_rng(8)
-    c = layered_circuit(rng, 3, 1, 4)
+    assert_same_probabilities(layered_circuit(rng, 3, 1, 4), rng)
+
+
+def test_last_layer_of_shared_blocks_matches_per_circuit_path():
+    """The last layer (shared one-qubit blocks on distinct wires at the end,
+    all differentiated from the final state): with a wire whose only gate
+    comes last (a prefix block among the layer's steps), a weight used in
+    the layer and before it, constants, and Z words, an X term and
+    probabilities read out."""
+    rng = np.random.default_rng(30)
+    c = Circuit(4, n_data=3, n_weights=4)
+    c.ry(0, data(0)).ry(1, data(1)).rx(3, data(2))
+    c.cnot(0, 1).add("CRY", (1, 3), weight(0))
+    c.rx(0, weight(1)).rz(0, 0.3).ry(1, weight(0)).add("Rot", 3, weight(2), 0.7, weight(3))
+    c.ry(2, weight(1))
+    assert_same(c, z_observables(4), rng)
+    assert_same(c, z_observables(4) + [qq.pauli("XY", [3, 1])], rng)
+    assert_same_probabilities(c, rng)
+
+
+def assert_same_probabilities(c, rng):
+    """Probabilities and their gradients, batched and one circuit at a time."""
     d = rng.uniform(-np.pi, np.pi, size=(9, c.num_data))
     w = rng.uniform(-np.pi, np.pi, size=c.num_weights)
     batch = qq.probs(c, d, w)
@@ -134,7 +155,7 @@ def test_probabilities_with_trailing_gates_are_not_folded():
     np.testing.assert_allclose(batch, one, rtol=0, atol=1e-12)
     dt = torch.tensor(d, requires_grad=True)
     wt = torch.tensor(w, requires_grad=True)
-    weights = torch.linspace(-1, 1, 8, dtype=torch.float64)
+    weights = torch.linspace(-1, 1, 2 ** c.n_qubits, dtype=torch.float64)
     (qq.probs(c, dt, wt) * weights).sum().backward()
     gw = np.zeros_like(w)
     for i in range(9):
@@ -176,9 +197,11 @@ def test_permutation_runs_between_layers_match_per_circuit_path(n):
 
 
 def test_deep_ten_qubit_circuit_without_checkpoints():
-    """70 blocks after the prefix at 10 qubits: more stored states than the
-    adjoint keeps, so it un-applies gates instead."""
-    c = qq.vqc_circuit(10, 8)
+    """80 blocks after the prefix at 10 qubits, 70 before the last layer
+    (which needs no stored states): more stored states than the adjoint
+    keeps, so it un-applies gates instead, and moves the final state back
+    through the last layer for the steps before it."""
+    c = qq.vqc_circuit(10, 9)
     assert_same(c, qq.z_all(10), np.random.default_rng(9), batch=9)
 
 

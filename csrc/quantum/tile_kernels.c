@@ -567,6 +567,38 @@ static QODE_ALWAYS_INLINE void reduced_lane_vector(double *lr, double *li, const
 }
 
 SIMD_CLONES
+void qode_tile_reduced_offdiag(const double *re, const double *im, const double *d, int n,
+                               int target, lane2 *out)
+{
+    uint64_t dim = (uint64_t)1 << n, stride = (uint64_t)1 << target;
+    /* both lane vectors in one sweep: each cache line (a row of L lanes) is
+     * read once; 4 NV sums fit in registers, unlike qode_tile_reduced's 8 NV */
+    vec4 r01r[NV], r01i[NV], r10r[NV], r10i[NV];
+    for (int v = 0; v < NV; v++)
+        r01r[v] = r01i[v] = r10r[v] = r10i[v] = SPLAT(0.0);
+    for (uint64_t base = 0; base < dim; base += 2 * stride) {
+        for (uint64_t i = base; i < base + stride; i++) {
+            for (int v = 0; v < NV; v++) {
+                size_t o0 = i * L + 4 * v, o1 = (i + stride) * L + 4 * v;
+                vec4 a0 = LD(re + o0), b0 = LD(im + o0), a1 = LD(re + o1), b1 = LD(im + o1);
+                vec4 zr = a0 * a1 + b0 * b1, zi = b0 * a1 - a0 * b1;
+                vec4 d0 = LD(d + o0), d1 = LD(d + o1);
+                r01r[v] += d1 * zr;
+                r01i[v] += d1 * zi;
+                r10r[v] += d0 * zr;
+                r10i[v] -= d0 * zi;
+            }
+        }
+    }
+    for (int v = 0; v < NV; v++) {
+        vec4 part[8] = {SPLAT(0.0), SPLAT(0.0), r01r[v], r01i[v], r10r[v], r10i[v],
+                        SPLAT(0.0), SPLAT(0.0)};
+        for (int k = 0; k < 8; k++)
+            ST(out->e[k] + 4 * v, part[k]);
+    }
+}
+
+SIMD_CLONES
 void qode_tile_reduced(double *lr, double *li, const double *re, const double *im, int n,
                        int target, const lane2 *update, lane2 *out)
 {

@@ -108,6 +108,16 @@ void qode_tile_inner(const double *lr, const double *li, const double *re, const
 void qode_tile_reduced(double *lr, double *li, const double *re, const double *im, int n,
                        int target, const lane2 *update, lane2 *out);
 
+/* The reduced matrix of qode_tile_reduced (no update) for lam = d phi, d a
+ * real tile plane, but for its diagonal, which is left 0: there it is real
+ * (sum d_b |phi_b|^2), and the gradient of an angle of a unitary U reads
+ * only Re Tr(K R) with K = dU U^+ anti-Hermitian, to which a real diagonal
+ * adds nothing.  The rest,
+ *     R[0][1] = sum d_1 z,  R[1][0] = sum d_0 conj(z),  z = phi_0 conj(phi_1),
+ * takes 8 multiply-adds per amplitude pair instead of 16, and reads no lam. */
+void qode_tile_reduced_offdiag(const double *re, const double *im, const double *d, int n,
+                               int target, lane2 *out);
+
 /* x[j] = s[j * sj] u0 + s[j * sj + so] u1 for j < count (per lane, u in the
  * cols layout): one bit of a vector contracted with a column.  The top bit
  * of 2 count entries has sj = 1, so = count; the bottom bit sj = 2, so = 1.

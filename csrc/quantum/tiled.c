@@ -219,9 +219,13 @@ void qode_tile_readout(const qode_tile_job *job, const double *re, const double 
 
 /* ---- adjoint ----------------------------------------------------------------- */
 
-static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
-                        const double *grad_probs, const double *re, const double *im,
-                        double *lr, double *li)
+/* lam from the upstream gradients and the final state (re, im).  Returns 1
+ * when lam = d phi for a real plane d that it also wrote to `diag` (only
+ * when asked, diag not NULL: expectation values alone, through the
+ * observable matrix), else 0. */
+static int seed_lambda(const qode_tile_job *job, const double *grad_expval,
+                       const double *grad_probs, const double *re, const double *im,
+                       double *lr, double *li, double *diag)
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n;
@@ -243,6 +247,10 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
                                    : 0.0;
         qode_tile_matmul(s->obs_matrix_t, dim, (size_t)s->obs_rows, g, d);
         qode_tile_scale(d, re, im, n, lr, li);
+        if (diag != NULL && grad_probs == NULL) {
+            memcpy(diag, d, sizeof(double) * dim * L);
+            return 1;
+        }
     } else if (diagonal) {
         double w[QODE_TILE_DIAG_MAX_TERMS * L];
         for (int32_t k = 0; k < obs->n_obs; k++)
@@ -281,6 +289,7 @@ static void seed_lambda(const qode_tile_job *job, const double *grad_expval,
             }
         }
     }
+    return 0;
 }
 
 /* Where the adjoint sweep keeps its states (see qode_tile_work_doubles). */
@@ -422,15 +431,15 @@ static void op_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     }
 }
 
-/* Un-applies a permutation step: lam (and without checkpoints phi) gathered
+/* Un-applies a permutation step: lam (and phi with move_state) gathered
  * with the inverse table through x; lam and x trade places. */
 static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *st,
-                                adjoint_work *w)
+                                adjoint_work *w, int move_state)
 {
     int n = job->c->n_qubits;
     size_t dim = (size_t)1 << n, plane = (size_t)L << n;
     const int32_t *inverse = job->sched->perms + st->start + dim;
-    if (job->sched->n_checkpoints == 0) {
+    if (move_state) {
         qode_tile_gather(w->pr, w->pi, inverse, dim, w->xr, w->xi);
         memcpy(w->pr, w->xr, sizeof(double) * plane);
         memcpy(w->pi, w->xi, sizeof(double) * plane);
@@ -439,6 +448,84 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
     double *tr = w->lr, *ti = w->li;
     w->lr = w->xr; w->li = w->xi;
     w->xr = tr; w->xi = ti;
+}
+
+/* The gradients of a last-layer block B (tiled.h) from R, the reduced
+ * matrix of the final state and the final lam: B^+ R, summed over the
+ * tile's circuits (B is the same in all), is the reduced matrix of the
+ * state before B and lam after it. */
+SIMD_CLONES
+static void last_layer_gradients(const qode_tile_job *job, const qode_tile_step *st,
+                                 const lane2 *red, double *grad_trainable)
+{
+    const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
+    if (seg->grad_count == 0)
+        return;
+    vec4 r[8] = {0};
+    for (int v = 0; v < NV; v++) {
+        vec4 keep;
+        qode_valid_lanes(job->valid, v, &keep);
+        for (int k = 0; k < 8; k++)
+            r[k] += keep * LD(red->e[k] + 4 * v);
+    }
+    double d[8];
+    mat2_dagger(seg->m, d);
+    vec4 acc[8]; /* d r: entry (i, j) = sum over k of d(i, k) r(k, j) */
+    for (int i = 0; i < 2; i++)
+        for (int j = 0; j < 2; j++) {
+            vec4 re = SPLAT(0.0), im = SPLAT(0.0);
+            for (int k = 0; k < 2; k++) {
+                double dr = d[2 * (2 * i + k)], di = d[2 * (2 * i + k) + 1];
+                vec4 rr = r[2 * (2 * k + j)], ri = r[2 * (2 * k + j) + 1];
+                re += SPLAT(dr) * rr - SPLAT(di) * ri;
+                im += SPLAT(dr) * ri + SPLAT(di) * rr;
+            }
+            acc[2 * (2 * i + j)] = re;
+            acc[2 * (2 * i + j) + 1] = im;
+        }
+    qode_tile_shared_run_gradients(job, seg, acc, grad_trainable);
+}
+
+/* The adjoint of the last layer (tiled.h), phi holding the final state and
+ * lam the final lam.  Its blocks commute (distinct wires), so each one's
+ * gradients come from the reduced matrix of these same two states (see
+ * last_layer_gradients): one reduce pass per block, where the sweep step by
+ * step would also need the state before each block, stored by the forward
+ * pass or un-applied.  With `diag`, lam = d phi for the real plane d in xr
+ * (seed_lambda), and the reduce passes read d instead of lam and skip the
+ * diagonal (qode_tile_reduced_offdiag).  Then lam is moved back through the
+ * layer when update_lambda, and phi when update_state. */
+static void last_layer_adjoint(const qode_tile_job *job, const adjoint_work *w, int diag,
+                               int update_lambda, int update_state, double *grad_trainable)
+{
+    const qode_tile_schedule *s = job->sched;
+    int n = job->c->n_qubits;
+    for (int32_t t = s->last_layer; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (st->prefix)
+            continue;
+        lane2 red;
+        if (diag)
+            qode_tile_reduced_offdiag(w->pr, w->pi, w->xr, n, n - 1 - st->wire, &red);
+        else
+            qode_tile_reduced(w->lr, w->li, w->pr, w->pi, n, n - 1 - st->wire, NULL, &red);
+        last_layer_gradients(job, st, &red, grad_trainable);
+    }
+    if (!update_lambda && !update_state)
+        return;
+    for (int32_t t = s->last_layer; t < s->main_end; t++) {
+        const qode_tile_step *st = &s->steps[t];
+        if (st->prefix)
+            continue;
+        double dagger[8];
+        lane2 inv;
+        mat2_dagger(s->segments[st->seg_start].m, dagger);
+        lane2_broadcast(dagger, &inv);
+        if (update_lambda)
+            qode_tile_apply_2x2(w->lr, w->li, n, n - 1 - st->wire, &inv);
+        if (update_state)
+            qode_tile_apply_2x2(w->pr, w->pi, n, n - 1 - st->wire, &inv);
+    }
 }
 
 /* ---- adjoint of a dense schedule (tiled_dense.h) ----------------------------- */
@@ -525,7 +612,7 @@ static void dense_adjoint(const qode_tile_job *job, const double *grad_expval,
     } else {
         dense_forward(job, d.phi, d.cols, d.prefix_record, psi);
     }
-    seed_lambda(job, grad_expval, grad_probs, phi, phi + plane, lr, li);
+    seed_lambda(job, grad_expval, grad_probs, phi, phi + plane, lr, li, NULL);
     if (slot == QODE_TILE_DENSE_GROUP - 1)
         qode_tile_dense_accumulate(d.stage, d.slot, QODE_TILE_DENSE_GROUP, n,
                                    job->slot < QODE_TILE_DENSE_GROUP, d.c_sums);
@@ -564,18 +651,27 @@ void qode_tile_adjoint(const qode_tile_job *job, const double *grad_expval,
     adjoint_work w = adjoint_layout(s, c->n_qubits, work);
     forward_pass(job, w.pr, w.cols, w.prefix_record,
                  s->n_checkpoints > 0 ? w.checkpoints : NULL, w.xr);
-    seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li);
+    /* With a last layer and lam = d phi, d goes into the scratch plane xr
+     * (free until after the layer) for last_layer_adjoint. */
+    int layer = s->last_layer < s->main_end;
+    int diag = seed_lambda(job, grad_expval, grad_probs, w.pr, w.pi, w.lr, w.li,
+                           layer ? w.xr : NULL);
     /* the first non-prefix step: lam need not move past it unless a prefix follows */
     int32_t first = 0;
     while (first < s->main_end && s->steps[first].prefix)
         first++;
-    for (int32_t t = s->main_end - 1; t >= 0; t--) {
+    /* without checkpoints phi is moved back only as far as a step reads it */
+    int unapply = s->n_checkpoints == 0;
+    if (layer)
+        last_layer_adjoint(job, &w, diag, s->last_layer > first || s->n_prefix > 0,
+                           unapply && s->first_reader < s->last_layer, grad_trainable);
+    for (int32_t t = s->last_layer - 1; t >= 0; t--) {
         const qode_tile_step *st = &s->steps[t];
         if (st->prefix)
             continue;
         int update = t > first || s->n_prefix > 0;
         if (st->permutation) {
-            permutation_adjoint(job, st, &w);
+            permutation_adjoint(job, st, &w, unapply && s->first_reader < t);
             continue;
         }
         if (st->op < 0)

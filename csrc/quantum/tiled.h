@@ -17,7 +17,7 @@
  * tile_kernels.c, the per-lane block algebra of tiled_blocks.c and the
  * product-state prefix of tiled_prefix.c.
  *
- * Five shortcuts make a variational circuit cheap (tiled_schedule.c):
+ * Six shortcuts make a variational circuit cheap (tiled_schedule.c):
  *   - the product-state prefix: a block that is the first step on its wire
  *     acts on |0>, commutes with every earlier step and can run first; all
  *     such blocks together make a product state, built directly, and their
@@ -27,6 +27,11 @@
  *     of the amplitudes, applied as one gather from a precomputed table;
  *   - the adjoint stores the forward state before each remaining step that it
  *     differentiates (when they fit) instead of un-applying gates to it;
+ *   - except in the last layer, shared blocks on distinct wires right before
+ *     the read-out: they commute, so all are differentiated from the final
+ *     state and lambda, with no stored states and none un-applied, and for
+ *     diagonal read-outs (lambda = d phi, d real) from phi and d alone
+ *     (8 qubits, seed 002's VQC: adjoint x1.09 on one thread, x1.23 on two);
  *   - dense mode (tiled_dense.h): when everything after a real encoding reads
  *     no data and the circuit is small, it is one matrix U per call, and the
  *     weight gradients come from one sweep per call, not per circuit.
@@ -38,14 +43,10 @@
  *     make a word of weight w into 3^w strings: 144 strings per 4-qubit
  *     circuit, 12024 per 8-qubit one, no less work than U psi or the eight
  *     block passes;
- *   - differentiating the last layer's shared blocks (on distinct wires, so
- *     they commute) all from the final state and lambda, without
- *     checkpoints: the reduced matrices cost about four passes and lambda
- *     still needs its eight updates, as many passes as now.  With the final
- *     state kept from the forward pass (16 MB per 4096 eight-qubit
- *     circuits) it would spare the adjoint its forward pass, 5.5 ms of a
- *     24 ms forward+backward on one thread, less the extra reduce and the
- *     16 MB written and read back: about 2 ms.
+ *   - keeping the final state from the forward pass for the last layer's
+ *     adjoint (16 MB per 4096 eight-qubit circuits): it would spare the
+ *     adjoint its forward pass, about 4.5 ms of a 22 ms forward+backward on
+ *     one thread, less the 16 MB written and read back.
  */
 #ifndef QODE_QUANTUM_TILED_H
 #define QODE_QUANTUM_TILED_H
@@ -129,6 +130,14 @@ typedef struct {
     qode_observables obs;  /* what is read after step main_end - 1 (n_obs = 0: none) */
     uint64_t *folded_z;    /* its z masks, when folded (owned) */
     int32_t n_checkpoints; /* states the adjoint stores per tile */
+    /* adjoint: the main steps in [last_layer, main_end) are shared blocks on
+     * distinct wires (a variational circuit's last rotation layer), all
+     * differentiated from the final state, with no checkpoints (see
+     * qode_tile_adjoint); main_end when there are none.  first_reader: the
+     * first main step whose adjoint reads the forward state before it (a
+     * block or an op; main_end when none does), so that without checkpoints
+     * the state is moved back only as far as some step will read it. */
+    int32_t last_layer, first_reader;
     /* permutation steps: at perms + start, 2^n source indices of the gather
      * out[j] = in[src[j]], then 2^n of the inverse gather */
     int32_t n_permutations;

@@ -335,14 +335,42 @@ static int merge_permutations(const qode_circuit *c, qode_tile_schedule *s)
     return 1;
 }
 
+/* The last layer (tiled.h): walking back from main_end over shared blocks
+ * on wires not yet seen (prefix blocks are part of the product state and
+ * do not count).  Then the first step before it whose adjoint reads the
+ * state (the layer's blocks read the final state instead). */
+_Static_assert(QODE_TILE_MAX_QUBITS <= 64, "find_last_layer keeps its wires in 64 bits");
+
+static void find_last_layer(qode_tile_schedule *s)
+{
+    uint64_t seen = 0; /* wires (at most QODE_TILE_MAX_QUBITS <= 64) */
+    s->last_layer = s->main_end;
+    for (int32_t t = s->main_end - 1; t >= 0; t--) {
+        const qode_tile_step *st = &s->steps[t];
+        if (st->prefix)
+            continue;
+        if (st->op >= 0 || st->permutation || !st->shared || (seen >> st->wire & 1))
+            break;
+        seen |= (uint64_t)1 << st->wire;
+        s->last_layer = t;
+    }
+    s->first_reader = s->main_end;
+    for (int32_t t = 0; t < s->last_layer; t++)
+        if (!s->steps[t].prefix && !s->steps[t].permutation) {
+            s->first_reader = t;
+            break;
+        }
+}
+
 /* The adjoint reads the state before every block and every op with a
- * differentiable angle; stored in the forward pass when they fit. */
+ * differentiable angle, except in the last layer; stored in the forward
+ * pass when they fit. */
 static void assign_checkpoints(const qode_circuit *c, qode_tile_schedule *s)
 {
     int32_t count = 0;
     for (int32_t t = 0; t < s->main_end; t++) {
         qode_tile_step *st = &s->steps[t];
-        int needs = !st->prefix && !st->permutation;
+        int needs = !st->prefix && !st->permutation && t < s->last_layer;
         if (st->op >= 0) {
             const qode_op *op = &c->ops[st->op];
             needs = 0;
@@ -395,8 +423,11 @@ qode_tile_schedule *qode_tile_schedule_new(const qode_circuit *c,
         qode_tile_schedule_free(s);
         return NULL;
     }
-    if (with_derivatives && !s->dense)
+    s->last_layer = s->first_reader = s->main_end;
+    if (with_derivatives && !s->dense) {
+        find_last_layer(s);
         assign_checkpoints(c, s);
+    }
     return s;
 }
 
