@@ -134,9 +134,10 @@ typedef struct {
      * distinct wires (a variational circuit's last rotation layer), all
      * differentiated from the final state, with no checkpoints (see
      * qode_tile_adjoint); main_end when there are none.  first_reader: the
-     * first main step whose adjoint reads the forward state before it (a
-     * block or an op; main_end when none does), so that without checkpoints
-     * the state is moved back only as far as some step will read it. */
+     * first main step before last_layer whose adjoint reads the forward
+     * state before it (a block or an op; main_end when none does), so that
+     * without checkpoints the state is moved back only as far as some step
+     * will read it. */
     int32_t last_layer, first_reader;
     /* permutation steps: at perms + start, 2^n source indices of the gather
      * out[j] = in[src[j]], then 2^n of the inverse gather */
