@@ -351,10 +351,12 @@ static void state_before(const qode_tile_job *job, const qode_tile_step *st,
 
 /* The trainable gradients of a block that reads no data: one segment (a
  * run of shared ops), the same matrix in every lane, so they need only the
- * reduced matrix summed over the tile's circuits. */
+ * reduced matrix summed over the tile's circuits; `left` (a 2x2, or NULL)
+ * multiplies that sum from the left first (see last_layer_adjoint). */
 SIMD_CLONES
 static void shared_block_gradients(const qode_tile_job *job, const qode_tile_step *st,
-                                   const lane2 *red, double *grad_trainable)
+                                   const lane2 *red, const double *left,
+                                   double *grad_trainable)
 {
     const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
     if (seg->grad_count == 0)
@@ -365,6 +367,22 @@ static void shared_block_gradients(const qode_tile_job *job, const qode_tile_ste
         qode_valid_lanes(job->valid, v, &keep);
         for (int k = 0; k < 8; k++)
             acc[k] += keep * LD(red->e[k] + 4 * v);
+    }
+    if (left != NULL) {
+        vec4 sum[8]; /* entry (i, j) of left sum: over k of left(i, k) sum(k, j) */
+        memcpy(sum, acc, sizeof sum);
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                vec4 re = SPLAT(0.0), im = SPLAT(0.0);
+                for (int k = 0; k < 2; k++) {
+                    vec4 lr = SPLAT(left[2 * (2 * i + k)]), li = SPLAT(left[2 * (2 * i + k) + 1]);
+                    vec4 sr = sum[2 * (2 * k + j)], si = sum[2 * (2 * k + j) + 1];
+                    re += lr * sr - li * si;
+                    im += lr * si + li * sr;
+                }
+                acc[2 * (2 * i + j)] = re;
+                acc[2 * (2 * i + j) + 1] = im;
+            }
     }
     qode_tile_shared_run_gradients(job, seg, acc, grad_trainable);
 }
@@ -391,7 +409,7 @@ static void block_adjoint(const qode_tile_job *job, const qode_tile_step *st,
     qode_tile_reduced(w->lr, w->li, phr, phi, n, n - 1 - st->wire, update_lambda ? &inv : NULL,
                       &red);
     if (st->shared)
-        shared_block_gradients(job, st, &red, grad_trainable);
+        shared_block_gradients(job, st, &red, NULL, grad_trainable);
     else
         qode_tile_block_gradients(job, st, &bm, &red, grad_data, grad_trainable);
 }
@@ -450,46 +468,11 @@ static void permutation_adjoint(const qode_tile_job *job, const qode_tile_step *
     w->xr = tr; w->xi = ti;
 }
 
-/* The gradients of a last-layer block B (tiled.h) from R, the reduced
- * matrix of the final state and the final lam: B^+ R, summed over the
- * tile's circuits (B is the same in all), is the reduced matrix of the
- * state before B and lam after it. */
-SIMD_CLONES
-static void last_layer_gradients(const qode_tile_job *job, const qode_tile_step *st,
-                                 const lane2 *red, double *grad_trainable)
-{
-    const qode_tile_segment *seg = &job->sched->segments[st->seg_start];
-    if (seg->grad_count == 0)
-        return;
-    vec4 r[8] = {0};
-    for (int v = 0; v < NV; v++) {
-        vec4 keep;
-        qode_valid_lanes(job->valid, v, &keep);
-        for (int k = 0; k < 8; k++)
-            r[k] += keep * LD(red->e[k] + 4 * v);
-    }
-    double d[8];
-    mat2_dagger(seg->m, d);
-    vec4 acc[8]; /* d r: entry (i, j) = sum over k of d(i, k) r(k, j) */
-    for (int i = 0; i < 2; i++)
-        for (int j = 0; j < 2; j++) {
-            vec4 re = SPLAT(0.0), im = SPLAT(0.0);
-            for (int k = 0; k < 2; k++) {
-                double dr = d[2 * (2 * i + k)], di = d[2 * (2 * i + k) + 1];
-                vec4 rr = r[2 * (2 * k + j)], ri = r[2 * (2 * k + j) + 1];
-                re += SPLAT(dr) * rr - SPLAT(di) * ri;
-                im += SPLAT(dr) * ri + SPLAT(di) * rr;
-            }
-            acc[2 * (2 * i + j)] = re;
-            acc[2 * (2 * i + j) + 1] = im;
-        }
-    qode_tile_shared_run_gradients(job, seg, acc, grad_trainable);
-}
-
 /* The adjoint of the last layer (tiled.h), phi holding the final state and
- * lam the final lam.  Its blocks commute (distinct wires), so each one's
- * gradients come from the reduced matrix of these same two states (see
- * last_layer_gradients): one reduce pass per block, where the sweep step by
+ * lam the final lam.  Its blocks commute (distinct wires), so for each
+ * block B, with R the reduced matrix of these two states on its wire, B^+ R
+ * is that of the state before B and lam after it (the other blocks act on
+ * the wires traced out): one reduce pass per block, where the sweep step by
  * step would also need the state before each block, stored by the forward
  * pass or un-applied.  With `diag`, lam = d phi for the real plane d in xr
  * (seed_lambda), and the reduce passes read d instead of lam and skip the
@@ -509,7 +492,9 @@ static void last_layer_adjoint(const qode_tile_job *job, const adjoint_work *w, 
             qode_tile_reduced_offdiag(w->pr, w->pi, w->xr, n, n - 1 - st->wire, &red);
         else
             qode_tile_reduced(w->lr, w->li, w->pr, w->pi, n, n - 1 - st->wire, NULL, &red);
-        last_layer_gradients(job, st, &red, grad_trainable);
+        double dagger[8];
+        mat2_dagger(s->segments[st->seg_start].m, dagger);
+        shared_block_gradients(job, st, &red, dagger, grad_trainable);
     }
     if (!update_lambda && !update_state)
         return;
