@@ -110,8 +110,9 @@ void qode_tile_reduced(double *lr, double *li, const double *re, const double *i
 
 /* The reduced matrix of qode_tile_reduced (no update) for lam = d phi, d a
  * real tile plane, but for its diagonal, which is left 0: there it is real
- * (sum d_b |phi_b|^2), and the gradient of an angle of a unitary U reads
- * only Re Tr(K R) with K = dU U^+ anti-Hermitian, to which a real diagonal
+ * (sum d_b |phi_b|^2), and where phi is the state after a block B, as in
+ * tiled.c's last layer, the gradient of an angle of B reads only
+ * Re Tr(K R), K = (dB/dt) B^+ anti-Hermitian, to which a real diagonal
  * adds nothing.  The rest,
  *     R[0][1] = sum d_1 z,  R[1][0] = sum d_0 conj(z),  z = phi_0 conj(phi_1),
  * takes 8 multiply-adds per amplitude pair instead of 16, and reads no lam. */

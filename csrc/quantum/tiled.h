@@ -27,10 +27,10 @@
  *     of the amplitudes, applied as one gather from a precomputed table;
  *   - the adjoint stores the forward state before each remaining step that it
  *     differentiates (when they fit) instead of un-applying gates to it;
- *   - except in the last layer, shared blocks on distinct wires right before
- *     the read-out: they commute, so all are differentiated from the final
- *     state and lambda, with no stored states and none un-applied, and for
- *     diagonal read-outs (lambda = d phi, d real) from phi and d alone
+ *   - the last layer, shared blocks on distinct wires right before the
+ *     read-out, needs no stored states: its blocks commute, so all are
+ *     differentiated from the final state and lambda, none un-applied, and
+ *     for diagonal read-outs (lambda = d phi, d real) from phi and d alone
  *     (8 qubits, seed 002's VQC: adjoint x1.09 on one thread, x1.23 on two);
  *   - dense mode (tiled_dense.h): when everything after a real encoding reads
  *     no data and the circuit is small, it is one matrix U per call, and the

@@ -335,12 +335,12 @@ static int merge_permutations(const qode_circuit *c, qode_tile_schedule *s)
     return 1;
 }
 
+_Static_assert(QODE_TILE_MAX_QUBITS <= 64, "find_last_layer keeps its wires in 64 bits");
+
 /* The last layer (tiled.h): walking back from main_end over shared blocks
  * on wires not yet seen (prefix blocks are part of the product state and
  * do not count).  Then the first step before it whose adjoint reads the
  * state (the layer's blocks read the final state instead). */
-_Static_assert(QODE_TILE_MAX_QUBITS <= 64, "find_last_layer keeps its wires in 64 bits");
-
 static void find_last_layer(qode_tile_schedule *s)
 {
     uint64_t seen = 0; /* wires (at most QODE_TILE_MAX_QUBITS <= 64) */
