@@ -8,7 +8,8 @@ implementation):
   when an observable has X or Y, or probabilities are read);
 - runs of CNOT / Toffoli / SWAP merged into one permutation of the amplitudes;
 - the adjoint's stored forward states, and the un-applying sweep used when
-  they would not fit (a deep 10-qubit circuit).
+  they would not fit (a deep 10-qubit circuit);
+- the last layer of shared blocks, differentiated from the final state.
 """
 import numpy as np
 import pytest
