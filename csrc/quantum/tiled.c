@@ -483,6 +483,7 @@ static void last_layer_adjoint(const qode_tile_job *job, const adjoint_work *w, 
 {
     const qode_tile_schedule *s = job->sched;
     int n = job->c->n_qubits;
+    double dagger[QODE_TILE_MAX_QUBITS][8]; /* B^+ by wire (one block per wire) */
     for (int32_t t = s->last_layer; t < s->main_end; t++) {
         const qode_tile_step *st = &s->steps[t];
         if (st->prefix)
@@ -492,9 +493,8 @@ static void last_layer_adjoint(const qode_tile_job *job, const adjoint_work *w, 
             qode_tile_reduced_offdiag(w->pr, w->pi, w->xr, n, n - 1 - st->wire, &red);
         else
             qode_tile_reduced(w->lr, w->li, w->pr, w->pi, n, n - 1 - st->wire, NULL, &red);
-        double dagger[8];
-        mat2_dagger(s->segments[st->seg_start].m, dagger);
-        shared_block_gradients(job, st, &red, dagger, grad_trainable);
+        mat2_dagger(s->segments[st->seg_start].m, dagger[st->wire]);
+        shared_block_gradients(job, st, &red, dagger[st->wire], grad_trainable);
     }
     if (!update_lambda && !update_state)
         return;
@@ -502,10 +502,8 @@ static void last_layer_adjoint(const qode_tile_job *job, const adjoint_work *w, 
         const qode_tile_step *st = &s->steps[t];
         if (st->prefix)
             continue;
-        double dagger[8];
         lane2 inv;
-        mat2_dagger(s->segments[st->seg_start].m, dagger);
-        lane2_broadcast(dagger, &inv);
+        lane2_broadcast(dagger[st->wire], &inv);
         if (update_lambda)
             qode_tile_apply_2x2(w->lr, w->li, n, n - 1 - st->wire, &inv);
         if (update_state)
